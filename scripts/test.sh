@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Testing"; .ci/run runs exactly this).
+#
+# It installs the pinned tools it needs (scripts/tools.sh), starts moto on a free loopback port,
+# runs formatting, lints and every test against it, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# One target directory for every step, so the AWS SDK is compiled once.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export PATH="$ROOT/.tools/venv/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+wait_http() { # url, what
+  for _ in $(seq 1 150); do
+    if curl -s -o /dev/null "$1"; then return 0; fi
+    sleep 0.2
+  done
+  echo "$2 did not start at $1" >&2
+  return 1
+}
+
+step "formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tools (pinned, in .tools/venv)"
+scripts/tools.sh
+
+step "moto (local SQS and DynamoDB)"
+MOTO_PORT=$(free_port)
+mkdir -p target/logs
+moto_server -H 127.0.0.1 -p "$MOTO_PORT" > target/logs/moto.log 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" "moto"
+# Tests that need AWS fail, rather than skip, when this is set and the endpoint is missing.
+export GATEWAY_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+
+step "unit, integration and property tests (cargo test)"
+cargo test --workspace --locked
+
+step "all checks passed"

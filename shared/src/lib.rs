@@ -1,0 +1,24 @@
+//! The core of the chat webhook gateway: everything the Lambda functions (and the local
+//! pipeline) share.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`signature`] | LINE and Meta HMAC-SHA256 signature checks, constant-time, several secrets |
+//! | [`line`] | the LINE webhook body, every event and message type, and their helpers |
+//! | [`meta`] | Meta webhooks: Messenger, Instagram and WhatsApp envelopes and items |
+//! | [`key`] | deduplication keys and conversation ids |
+//! | [`platform`] | the [`Platform`] enum and the malformed-body error |
+//!
+//! The models are forward compatible: an unknown event type, message type, source type,
+//! attachment type or enum value becomes an explicit `Unknown` variant holding the raw JSON, and
+//! each event is read on its own, beside its exact bytes, so one odd event never costs the others.
+
+mod compat;
+pub mod key;
+pub mod line;
+pub mod meta;
+pub mod platform;
+pub mod signature;
+
+pub use compat::Unknown;
+pub use platform::{MalformedBody, Platform};
