@@ -1,0 +1,123 @@
+//! Building blocks that keep the typed models open to what the platforms add later.
+//!
+//! LINE and Meta add event types, message types and enum values without notice. Every closed
+//! set in the models is therefore either an [`open_enum!`] (a string enum with an `Unknown(String)`
+//! variant) or a tagged enum whose last variant is [`Unknown`], which keeps the JSON verbatim.
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// A JSON object whose type this version of the models does not know, kept as it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unknown {
+    /// The discriminator that was not recognised (the `type` value, or for Meta messaging
+    /// events the name of the field that carries the event), empty when there was none.
+    pub kind: String,
+    /// The whole object, unknown fields included.
+    pub raw: Value,
+}
+
+impl Unknown {
+    pub(crate) fn new(kind: impl Into<String>, raw: &Value) -> Self {
+        Self {
+            kind: kind.into(),
+            raw: raw.clone(),
+        }
+    }
+}
+
+/// Declares a string enum that keeps values it does not know in `Unknown(String)`.
+///
+/// Deserialising never fails on an unexpected string, so a new enum value from a platform cannot
+/// make an event unreadable.
+macro_rules! open_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+            /// A value this version does not know, kept verbatim.
+            Unknown(String),
+        }
+
+        impl $name {
+            /// The value as the platform spells it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( Self::$variant => $text, )+
+                    Self::Unknown(other) => other,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                match text {
+                    $( $text => Self::$variant, )+
+                    other => Self::Unknown(other.to_owned()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Ok(Self::from(text.as_ref()))
+            }
+        }
+    };
+}
+pub(crate) use open_enum;
+
+/// The string at `value[field]`, if there is one.
+pub(crate) fn str_field<'v>(value: &'v Value, field: &str) -> Option<&'v str> {
+    value.get(field).and_then(Value::as_str)
+}
+
+/// Reads a `T` out of a borrowed JSON value, mapping the error into the caller's deserializer.
+pub(crate) fn typed<T: DeserializeOwned, E: serde::de::Error>(value: &Value) -> Result<T, E> {
+    T::deserialize(value).map_err(E::custom)
+}
+
+/// Deserialises a whole value first, for enums whose variant depends on a field's value.
+pub(crate) fn buffered<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(D::Error::custom("expected a JSON object"))
+    }
+}
+
+/// An identifier that Meta sends sometimes as a string and sometimes as a number
+/// (`app_id`, `new_owner_app_id`): always read as a string.
+pub(crate) fn flexible_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected an id as a string or number, found {other}"
+        ))),
+    }
+}

@@ -1,0 +1,159 @@
+//! Deduplication keys and conversation ids: the two strings that the ingress stamps on every
+//! queue message and that the worker relies on.
+//!
+//! A key names one platform event, so that every delivery of it (a LINE redelivery, a Meta retry
+//! that was batched differently, an SQS duplicate) is recognised as the same event. Where the
+//! platform gives an id, the key is built from it; otherwise it is a SHA-256 over a canonical form
+//! of the event, which is the same whatever the key order or white space of the delivery.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+
+/// Longest conversation id used as is: SQS FIFO message group ids take at most 128 characters.
+pub const MAX_CONVERSATION_LEN: usize = 128;
+
+/// `prefix` + lowercase hex SHA-256 over `parts` (separated by NUL) and the canonical form of
+/// `item` (object keys sorted, no white space).
+pub fn hashed(prefix: &str, parts: &[&str], item: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(item, &mut canonical);
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(canonical.as_bytes());
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
+    key.push_str(&hex::encode(hasher.finalize()));
+    key
+}
+
+/// Like [`hashed`], for an item given as JSON text: hashed in its canonical form when it can be
+/// read as a JSON value, and byte for byte when it cannot (nesting beyond serde_json's depth
+/// limit), so that two different items never share a key.
+pub fn hashed_json(prefix: &str, parts: &[&str], json: &str) -> String {
+    match serde_json::from_str::<Value>(json) {
+        Ok(value) => hashed(prefix, parts, &value),
+        Err(_) => {
+            let mut raw_parts = parts.to_vec();
+            raw_parts.push("raw");
+            raw_parts.push(json);
+            hashed(prefix, &raw_parts, &Value::Null)
+        }
+    }
+}
+
+/// Shortens an id that is too long or has characters SQS does not accept in a message group id,
+/// by hashing it; ids that fit are kept readable.
+pub fn fit_conversation(id: String) -> String {
+    let fits = id.len() <= MAX_CONVERSATION_LEN
+        && !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_graphic());
+    if fits {
+        id
+    } else {
+        format!("h:{}", hex::encode(Sha256::digest(id.as_bytes())))
+    }
+}
+
+/// Writes `value` as JSON with object keys in byte order and no white space. Written by hand
+/// rather than relying on `serde_json::Value`'s map order, which a dependency could switch to
+/// insertion order through serde_json's `preserve_order` feature.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (index, (name, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_string(name, out);
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(text) => write_string(text, out),
+        // Numbers, booleans and null print the same whatever the input's spelling.
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+fn write_string(text: &str, out: &mut String) {
+    // serde_json escapes a string the same way every time: reuse it.
+    match serde_json::to_string(text) {
+        Ok(escaped) => out.push_str(&escaped),
+        Err(_) => out.push_str(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hash_ignores_key_order_and_white_space() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,2],"x":"\u00e4"}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str("{ \"a\" : { \"x\":\"ä\", \"y\": [1, 2] }, \"b\": 1 }").unwrap();
+        assert_eq!(hashed("k:", &["p"], &a), hashed("k:", &["p"], &b));
+    }
+
+    #[test]
+    fn hash_depends_on_parts_and_content() {
+        let item = json!({"a": 1});
+        let base = hashed("k:", &["page", "1"], &item);
+        assert_ne!(base, hashed("k:", &["page", "2"], &item));
+        assert_ne!(base, hashed("k:", &["page", "1"], &json!({"a": 2})));
+        // Parts are separated, so ("ab","c") and ("a","bc") differ.
+        assert_ne!(
+            hashed("k:", &["ab", "c"], &item),
+            hashed("k:", &["a", "bc"], &item)
+        );
+        assert!(base.starts_with("k:"));
+        assert_eq!(base.len(), 2 + 64);
+    }
+
+    #[test]
+    fn unreadable_json_is_hashed_byte_for_byte() {
+        let deep = |leaf: &str| format!("{}{leaf}{}", "[".repeat(200), "]".repeat(200));
+        let a = hashed_json("k:", &["p"], &deep("1"));
+        let b = hashed_json("k:", &["p"], &deep("2"));
+        assert_ne!(a, b);
+        assert_ne!(a, hashed_json("k:", &["p"], "null"));
+        assert_eq!(
+            hashed_json("k:", &["p"], "{ \"a\": 1 }"),
+            hashed_json("k:", &["p"], "{\"a\":1}")
+        );
+    }
+
+    #[test]
+    fn conversation_ids_that_do_not_fit_are_hashed() {
+        assert_eq!(
+            fit_conversation("line:U1:user:U2".into()),
+            "line:U1:user:U2"
+        );
+        let long = "x".repeat(200);
+        let fitted = fit_conversation(long);
+        assert!(fitted.starts_with("h:") && fitted.len() <= MAX_CONVERSATION_LEN);
+        assert!(fit_conversation("with space".into()).starts_with("h:"));
+        assert!(fit_conversation(String::new()).starts_with("h:"));
+    }
+}

@@ -1,0 +1,152 @@
+//! LINE Messaging API webhooks: the request body, every event and message type, and the helpers
+//! that the ingress and bots need.
+//!
+//! Parsing happens in two layers, so that one event can never cost the others:
+//! [`Callback::parse`] reads only the envelope and keeps each event's exact bytes; each event is
+//! then read on its own ([`Callback::events`]), and an event that does not fit its type keeps its
+//! bytes and carries the error beside them.
+//!
+//! ```
+//! use shared::line::{Callback, EventKind};
+//! let body = br#"{"destination":"U0","events":[
+//!   {"type":"follow","timestamp":1,"mode":"active","webhookEventId":"01A",
+//!    "deliveryContext":{"isRedelivery":false},"replyToken":"r","follow":{"isUnblocked":false},
+//!    "source":{"type":"user","userId":"U1"}},
+//!   {"type":"somethingNew","timestamp":2,"mode":"active","webhookEventId":"01B",
+//!    "deliveryContext":{"isRedelivery":false},"newField":{"x":1}}]}"#;
+//! let callback = Callback::parse(body).unwrap();
+//! let events: Vec<_> = callback.events().collect();
+//! assert!(matches!(events[0].event.as_ref().unwrap().kind, EventKind::Follow(_)));
+//! let EventKind::Unknown(unknown) = &events[1].event.as_ref().unwrap().kind else { panic!() };
+//! assert_eq!(unknown.kind, "somethingNew");
+//! assert_eq!(unknown.raw["newField"]["x"], 1);
+//! ```
+
+mod event;
+mod message;
+
+pub use event::*;
+pub use message::*;
+
+use crate::key;
+use crate::platform::{MalformedBody, Platform};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A LINE webhook request body, with each event kept as the exact bytes received.
+#[derive(Debug)]
+pub struct Callback<'a> {
+    /// The user id of the bot that receives the events.
+    pub destination: String,
+    /// Each event's JSON, byte for byte.
+    pub events: Vec<&'a RawValue>,
+}
+
+/// One event of a request: its exact bytes, and its typed view or why there is none.
+#[derive(Debug)]
+pub struct ParsedEvent<'a> {
+    pub raw: &'a RawValue,
+    pub event: Result<Event, serde_json::Error>,
+}
+
+impl<'a> Callback<'a> {
+    /// Reads the envelope (`destination`, `events[]`) of a request body. Fails only when the
+    /// body is not JSON or not the envelope; the events themselves are not read here.
+    pub fn parse(body: &'a [u8]) -> Result<Self, MalformedBody> {
+        #[derive(Deserialize)]
+        struct Body<'a> {
+            destination: String,
+            #[serde(borrow)]
+            events: Vec<&'a RawValue>,
+        }
+        let body: Body<'a> =
+            serde_json::from_slice(body).map_err(|e| MalformedBody::new(Platform::Line, e))?;
+        Ok(Callback {
+            destination: body.destination,
+            events: body.events,
+        })
+    }
+
+    /// Every event, typed where it fits.
+    pub fn events(&self) -> impl Iterator<Item = ParsedEvent<'a>> + '_ {
+        self.events.iter().map(|raw| ParsedEvent {
+            raw,
+            event: Event::from_json(raw.get()),
+        })
+    }
+}
+
+/// The few fields the ingress needs from an event, read leniently: whatever the rest of the event
+/// looks like, it yields a key, a conversation and (where there is one) a timestamp.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventHead {
+    pub webhook_event_id: Option<String>,
+    pub timestamp: Option<i64>,
+    pub source: Option<Source>,
+}
+
+impl EventHead {
+    /// Reads the head of one event's JSON.
+    pub fn of(raw: &RawValue) -> EventHead {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Strict {
+            webhook_event_id: Option<String>,
+            timestamp: Option<i64>,
+            source: Option<Source>,
+        }
+        if let Ok(head) = serde_json::from_str::<Strict>(raw.get()) {
+            return EventHead {
+                webhook_event_id: head.webhook_event_id,
+                timestamp: head.timestamp,
+                source: head.source,
+            };
+        }
+        // Some field has an unexpected type: take each one that can be read.
+        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        EventHead {
+            webhook_event_id: value
+                .get("webhookEventId")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            timestamp: value.get("timestamp").and_then(|v| v.as_i64()),
+            source: value
+                .get("source")
+                .and_then(|s| Source::deserialize(s).ok()),
+        }
+    }
+
+    /// The deduplication key: `line:` + `webhookEventId`, or, for an event without one, a hash
+    /// of the destination and the event's canonical JSON.
+    pub fn dedup_key(&self, destination: &str, raw: &RawValue) -> String {
+        match &self.webhook_event_id {
+            Some(id) if !id.is_empty() => dedup_key_for_id(id),
+            _ => key::hashed_json("line:h:", &[destination], raw.get()),
+        }
+    }
+
+    /// The conversation; see [`conversation_id`].
+    pub fn conversation_id(&self, destination: &str) -> String {
+        conversation_id(destination, self.source.as_ref())
+    }
+}
+
+/// `line:` + the webhook event id.
+pub(crate) fn dedup_key_for_id(webhook_event_id: &str) -> String {
+    format!("line:{webhook_event_id}")
+}
+
+/// The conversation an event belongs to, as a string that is also a valid SQS FIFO message group
+/// id: `line:{destination}:user:{userId}`, `…:group:{groupId}`, `…:room:{roomId}`, or
+/// `line:{destination}` for events without a source (module and partner events).
+pub fn conversation_id(destination: &str, source: Option<&Source>) -> String {
+    let id = match source {
+        Some(Source::User {
+            user_id: Some(user_id),
+        }) => format!("line:{destination}:user:{user_id}"),
+        Some(Source::Group { group_id, .. }) => format!("line:{destination}:group:{group_id}"),
+        Some(Source::Room { room_id, .. }) => format!("line:{destination}:room:{room_id}"),
+        _ => format!("line:{destination}"),
+    };
+    key::fit_conversation(id)
+}

@@ -1,0 +1,470 @@
+//! Meta webhooks: Messenger (`object: page`), Instagram messaging (`instagram`) and the WhatsApp
+//! Cloud API (`whatsapp_business_account`).
+//!
+//! As for LINE, parsing has two layers: [`Notification::parse`] reads the envelope and keeps each
+//! item of `entry[].messaging[]`, `entry[].standby[]` and `entry[].changes[]` as its exact bytes;
+//! [`RawItem::typed`] reads one item. Each item is one event for the rest of the gateway.
+//!
+//! ```
+//! use shared::meta::{Item, MessagingKind, Notification};
+//! let body = br#"{"object":"page","entry":[{"id":"P1","time":1,"messaging":[
+//!   {"sender":{"id":"U1"},"recipient":{"id":"P1"},"timestamp":5,
+//!    "message":{"mid":"m_1","text":"hi"}}]}]}"#;
+//! let notification = Notification::parse(body).unwrap();
+//! let item = notification.items().next().unwrap();
+//! assert_eq!(item.dedup_key(), "meta:m_1");
+//! assert_eq!(item.conversation_id(), "meta:P1:U1");
+//! let Item::Messaging(event) = item.typed().unwrap() else { panic!() };
+//! assert_eq!(event.incoming_text(), Some("hi"));
+//! ```
+
+mod messaging;
+mod whatsapp;
+
+pub use messaging::*;
+pub use whatsapp::*;
+
+use crate::compat::{flexible_id, open_enum};
+use crate::key;
+use crate::platform::{MalformedBody, Platform};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+open_enum! {
+    /// The kind of object a notification is about.
+    pub enum MetaObject {
+        /// Messenger.
+        Page = "page",
+        /// Instagram messaging.
+        Instagram = "instagram",
+        /// WhatsApp Cloud API.
+        WhatsAppBusinessAccount = "whatsapp_business_account",
+    }
+}
+
+/// The list of an entry an item came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemList {
+    /// `entry[].messaging[]`: messaging events for the app that controls the thread.
+    Messaging,
+    /// `entry[].standby[]`: events of a thread another app controls (handover protocol).
+    Standby,
+    /// `entry[].changes[]`: `{field, value}` items, including all WhatsApp traffic.
+    Changes,
+}
+
+impl ItemList {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemList::Messaging => "messaging",
+            ItemList::Standby => "standby",
+            ItemList::Changes => "changes",
+        }
+    }
+}
+
+/// A Meta webhook notification, with each item kept as the exact bytes received.
+#[derive(Debug)]
+pub struct Notification<'a> {
+    pub object: MetaObject,
+    pub entries: Vec<Entry<'a>>,
+}
+
+/// One `entry[]`: the page, Instagram account or WhatsApp Business Account, and its items.
+#[derive(Debug, Deserialize)]
+pub struct Entry<'a> {
+    /// Page id, Instagram account id or WhatsApp Business Account id.
+    #[serde(default, deserialize_with = "flexible_id")]
+    pub id: Option<String>,
+    /// When Meta sent the entry (milliseconds for Messenger).
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub time: Option<i64>,
+    #[serde(default, borrow)]
+    pub messaging: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub standby: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub changes: Vec<&'a RawValue>,
+}
+
+impl Entry<'_> {
+    /// The entry id, or the empty string when Meta sent none.
+    pub fn id_or_empty(&self) -> &str {
+        self.id.as_deref().unwrap_or("")
+    }
+}
+
+impl<'a> Notification<'a> {
+    /// Reads the envelope (`object`, `entry[]` with its lists) of a request body. Fails only when
+    /// the body is not JSON or not the envelope; the items themselves are not read here.
+    pub fn parse(body: &'a [u8]) -> Result<Self, MalformedBody> {
+        #[derive(Deserialize)]
+        struct Body<'a> {
+            object: MetaObject,
+            #[serde(borrow)]
+            entry: Vec<Entry<'a>>,
+        }
+        let body: Body<'a> =
+            serde_json::from_slice(body).map_err(|e| MalformedBody::new(Platform::Meta, e))?;
+        Ok(Notification {
+            object: body.object,
+            entries: body.entry,
+        })
+    }
+
+    /// Every item of every entry, in the order received.
+    pub fn items(&self) -> impl Iterator<Item = RawItem<'_>> + '_ {
+        let object = self.object.as_str();
+        self.entries.iter().flat_map(move |entry| {
+            let lists = [
+                (ItemList::Messaging, &entry.messaging),
+                (ItemList::Standby, &entry.standby),
+                (ItemList::Changes, &entry.changes),
+            ];
+            lists.into_iter().flat_map(move |(list, items)| {
+                items.iter().map(move |raw| RawItem {
+                    object,
+                    entry_id: entry.id_or_empty(),
+                    entry_time: entry.time,
+                    list,
+                    raw,
+                })
+            })
+        })
+    }
+
+    /// The number of items, without reading them.
+    pub fn item_count(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| e.messaging.len() + e.standby.len() + e.changes.len())
+            .sum()
+    }
+}
+
+/// One item of a notification with the context it came in.
+#[derive(Debug, Clone, Copy)]
+pub struct RawItem<'a> {
+    pub object: &'a str,
+    pub entry_id: &'a str,
+    pub entry_time: Option<i64>,
+    pub list: ItemList,
+    pub raw: &'a RawValue,
+}
+
+/// A typed item: a messaging event, or a `{field, value}` change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Messaging(MessagingEvent),
+    Change(Change),
+}
+
+/// An item of `entry[].changes[]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub field: String,
+    pub value: ChangeValue,
+}
+
+/// The `value` of a change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeValue {
+    /// WhatsApp `messages` notifications.
+    WhatsApp(WhatsAppValue),
+    /// Other fields (feed, comments, …) verbatim.
+    Other(Value),
+}
+
+impl Item {
+    /// Reads one item of the given list from its JSON.
+    pub fn parse(object: &str, list: ItemList, json: &str) -> Result<Item, serde_json::Error> {
+        match list {
+            ItemList::Messaging | ItemList::Standby => {
+                serde_json::from_str(json).map(Item::Messaging)
+            }
+            ItemList::Changes => {
+                #[derive(Deserialize)]
+                struct Raw {
+                    field: String,
+                    #[serde(default)]
+                    value: Value,
+                }
+                let raw: Raw = serde_json::from_str(json)?;
+                let value = if object == MetaObject::WhatsAppBusinessAccount.as_str()
+                    && raw.field == "messages"
+                {
+                    ChangeValue::WhatsApp(WhatsAppValue::deserialize(&raw.value)?)
+                } else {
+                    ChangeValue::Other(raw.value)
+                };
+                Ok(Item::Change(Change {
+                    field: raw.field,
+                    value,
+                }))
+            }
+        }
+    }
+}
+
+impl RawItem<'_> {
+    /// The typed view of this item.
+    pub fn typed(&self) -> Result<Item, serde_json::Error> {
+        Item::parse(self.object, self.list, self.raw.get())
+    }
+
+    /// The deduplication key, conversation and time of this item, read leniently.
+    pub fn head(&self) -> ItemHead {
+        ItemHead::of(self.object, self.entry_id, self.list, self.raw)
+    }
+
+    /// See [`ItemHead::key`].
+    pub fn dedup_key(&self) -> String {
+        self.head().key
+    }
+
+    /// See [`ItemHead::conversation`].
+    pub fn conversation_id(&self) -> String {
+        self.head().conversation
+    }
+}
+
+/// What the ingress needs to know of one item, whatever the rest of it looks like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemHead {
+    /// The deduplication key:
+    /// - `meta:{mid}` for a message and a postback, `meta:{mid}:deleted` for an Instagram unsend,
+    ///   `meta:{mid}:edit:{num_edit}` for an edit;
+    /// - `meta:wa:{id}` for a WhatsApp message, `meta:wa:{id}:{status}` for a status;
+    /// - otherwise `meta:h:` + SHA-256 over the object, the entry id and the item's canonical
+    ///   JSON, so that a retry batched differently gives the same key.
+    pub key: String,
+    /// The conversation: `meta:{page}:{user}` for Messenger and Instagram (the user is whichever
+    /// of sender and recipient is not the page), `meta:wa:{phone_number_id}:{wa_id}` for WhatsApp,
+    /// `meta:{entry id}` where there is no user.
+    pub conversation: String,
+    /// The event's time in milliseconds, where the item gives one.
+    pub timestamp: Option<i64>,
+}
+
+impl ItemHead {
+    pub fn of(object: &str, entry_id: &str, list: ItemList, raw: &RawValue) -> ItemHead {
+        let fallback_conversation = || key::fit_conversation(format!("meta:{entry_id}"));
+        let hashed = || key::hashed_json("meta:h:", &[object, entry_id], raw.get());
+        match list {
+            ItemList::Messaging | ItemList::Standby => {
+                let head = MessagingHead::read(raw);
+                let key = head.own_key().unwrap_or_else(hashed);
+                let conversation = head
+                    .counterpart(entry_id)
+                    .map(|user| key::fit_conversation(format!("meta:{entry_id}:{user}")))
+                    .unwrap_or_else(fallback_conversation);
+                ItemHead {
+                    key,
+                    conversation,
+                    timestamp: head.timestamp,
+                }
+            }
+            ItemList::Changes => {
+                let head = ChangeHead::read(raw);
+                let key = head.own_key(object, entry_id).unwrap_or_else(hashed);
+                let conversation = head.conversation().unwrap_or_else(fallback_conversation);
+                ItemHead {
+                    key,
+                    conversation,
+                    timestamp: head.timestamp_ms(),
+                }
+            }
+        }
+    }
+}
+
+/// Accepts an integer, a float or a numeric string as milliseconds; anything else as absent.
+fn lenient_i64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MessagingHead {
+    #[serde(default)]
+    sender: Option<Party>,
+    #[serde(default)]
+    recipient: Option<Party>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    timestamp: Option<i64>,
+    #[serde(default)]
+    message: Option<MidHead>,
+    #[serde(default)]
+    postback: Option<MidHead>,
+    #[serde(default)]
+    message_edit: Option<EditHead>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MidHead {
+    mid: Option<String>,
+    #[serde(default)]
+    is_deleted: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EditHead {
+    mid: Option<String>,
+    num_edit: Option<i64>,
+}
+
+impl MessagingHead {
+    fn read(raw: &RawValue) -> MessagingHead {
+        if let Ok(head) = serde_json::from_str(raw.get()) {
+            return head;
+        }
+        // Some field has an unexpected shape (Meta's own test payload sends `"message": "…"`):
+        // keep what can be read, and leave the key to the content hash.
+        let value: Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        let party = |name: &str| value.get(name).and_then(|v| Party::deserialize(v).ok());
+        MessagingHead {
+            sender: party("sender"),
+            recipient: party("recipient"),
+            timestamp: value.get("timestamp").and_then(Value::as_i64),
+            ..MessagingHead::default()
+        }
+    }
+
+    fn own_key(&self) -> Option<String> {
+        if let Some(EditHead {
+            mid: Some(mid),
+            num_edit: Some(num_edit),
+        }) = &self.message_edit
+        {
+            return Some(format!("meta:{mid}:edit:{num_edit}"));
+        }
+        if let Some(MidHead {
+            mid: Some(mid),
+            is_deleted,
+        }) = &self.message
+        {
+            // An Instagram unsend reuses the original message's mid.
+            return Some(if *is_deleted {
+                format!("meta:{mid}:deleted")
+            } else {
+                format!("meta:{mid}")
+            });
+        }
+        if let Some(MidHead { mid: Some(mid), .. }) = &self.postback {
+            return Some(format!("meta:{mid}"));
+        }
+        None
+    }
+
+    /// The user of the thread: whichever party is not the page.
+    fn counterpart<'s>(&'s self, page_id: &str) -> Option<&'s str> {
+        let id = |party: &'s Option<Party>| {
+            party
+                .as_ref()
+                .and_then(|p| p.id.as_deref().or(p.user_ref.as_deref()))
+        };
+        let sender = id(&self.sender);
+        let recipient = id(&self.recipient);
+        match (sender, recipient) {
+            (Some(s), Some(r)) if s == page_id => Some(r),
+            (Some(s), _) => Some(s),
+            (None, r) => r.filter(|r| *r != page_id),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ChangeHead {
+    #[serde(default)]
+    value: Option<WaHead>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WaHead {
+    metadata: Option<WaMetadataHead>,
+    #[serde(default)]
+    messages: Vec<WaItemHead>,
+    #[serde(default)]
+    statuses: Vec<WaItemHead>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WaMetadataHead {
+    phone_number_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WaItemHead {
+    id: Option<String>,
+    /// Statuses only.
+    status: Option<String>,
+    /// Messages: the sender.
+    from: Option<String>,
+    /// Statuses: the user the business wrote to.
+    recipient_id: Option<String>,
+    timestamp: Option<String>,
+}
+
+impl ChangeHead {
+    fn read(raw: &RawValue) -> ChangeHead {
+        serde_json::from_str(raw.get()).unwrap_or_default()
+    }
+
+    fn items(&self) -> impl Iterator<Item = &WaItemHead> {
+        self.value
+            .iter()
+            .flat_map(|v| v.messages.iter().chain(v.statuses.iter()))
+    }
+
+    fn own_key(&self, object: &str, entry_id: &str) -> Option<String> {
+        let ids: Option<Vec<String>> = self
+            .items()
+            .map(|item| {
+                let id = item.id.as_deref()?;
+                Some(match &item.status {
+                    Some(status) => format!("{id}:{status}"),
+                    None => id.to_owned(),
+                })
+            })
+            .collect();
+        let mut ids = ids?;
+        match ids.len() {
+            0 => None,
+            1 => ids.pop().map(|id| format!("meta:wa:{id}")),
+            // Several messages in one change: a key for the set, whatever their order.
+            _ => {
+                ids.sort_unstable();
+                let set = Value::Array(ids.into_iter().map(Value::String).collect());
+                Some(key::hashed("meta:wa:h:", &[object, entry_id], &set))
+            }
+        }
+    }
+
+    fn conversation(&self) -> Option<String> {
+        let phone = self
+            .value
+            .as_ref()?
+            .metadata
+            .as_ref()?
+            .phone_number_id
+            .as_deref()?;
+        let mut users = self
+            .items()
+            .filter_map(|i| i.from.as_deref().or(i.recipient_id.as_deref()));
+        let user = users.next()?;
+        if users.any(|other| other != user) {
+            return None;
+        }
+        Some(key::fit_conversation(format!("meta:wa:{phone}:{user}")))
+    }
+
+    fn timestamp_ms(&self) -> Option<i64> {
+        let seconds: i64 = self.items().next()?.timestamp.as_deref()?.parse().ok()?;
+        seconds.checked_mul(1000)
+    }
+}
