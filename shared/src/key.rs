@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Longest conversation id used as is: SQS FIFO message group ids take at most 128 characters.
@@ -48,14 +49,25 @@ pub fn hashed_json(prefix: &str, parts: &[&str], json: &str) -> String {
 /// Shortens an id that is too long or has characters SQS does not accept in a message group id,
 /// by hashing it; ids that fit are kept readable.
 pub fn fit_conversation(id: String) -> String {
-    let fits = id.len() <= MAX_CONVERSATION_LEN
-        && !id.is_empty()
-        && id.bytes().all(|b| b.is_ascii_graphic());
-    if fits {
-        id
+    if fits_sqs(&id) { id } else { hash_id(&id) }
+}
+
+/// An id as SQS takes it for a FIFO message group or deduplication id: at most 128 printable
+/// ASCII characters. Ids that fit are kept; others are replaced by `h:` + their SHA-256.
+pub fn fit_for_sqs(id: &str) -> Cow<'_, str> {
+    if fits_sqs(id) {
+        Cow::Borrowed(id)
     } else {
-        format!("h:{}", hex::encode(Sha256::digest(id.as_bytes())))
+        Cow::Owned(hash_id(id))
     }
+}
+
+fn fits_sqs(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CONVERSATION_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn hash_id(id: &str) -> String {
+    format!("h:{}", hex::encode(Sha256::digest(id.as_bytes())))
 }
 
 /// Writes `value` as JSON with object keys in byte order and no white space. Written by hand
@@ -155,5 +167,8 @@ mod tests {
         assert!(fitted.starts_with("h:") && fitted.len() <= MAX_CONVERSATION_LEN);
         assert!(fit_conversation("with space".into()).starts_with("h:"));
         assert!(fit_conversation(String::new()).starts_with("h:"));
+        let instagram_mid = format!("meta:{}", "a".repeat(170));
+        assert!(fit_for_sqs(&instagram_mid).starts_with("h:"));
+        assert_eq!(fit_for_sqs("line:01H"), "line:01H");
     }
 }
