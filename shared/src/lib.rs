@@ -8,17 +8,27 @@
 //! | [`meta`] | Meta webhooks: Messenger, Instagram and WhatsApp envelopes and items |
 //! | [`key`] | deduplication keys and conversation ids |
 //! | [`platform`] | the [`Platform`] enum and the malformed-body error |
+//! | [`envelope`] | the queue message that carries one event from the ingress to the worker |
+//! | [`ingress`] | verify, split, enqueue, answer: the ingress, independent of its transport |
+//! | [`ports`] | the traits the functions use: the event queue |
+//! | [`adapters`] | the ports over SQS, and in memory |
+//! | [`telemetry`] | JSON logs |
 //!
 //! The models are forward compatible: an unknown event type, message type, source type,
 //! attachment type or enum value becomes an explicit `Unknown` variant holding the raw JSON, and
 //! each event is read on its own, beside its exact bytes, so one odd event never costs the others.
 
+pub mod adapters;
 mod compat;
+pub mod envelope;
+pub mod ingress;
 pub mod key;
 pub mod line;
 pub mod meta;
 pub mod platform;
+pub mod ports;
 pub mod signature;
+pub mod telemetry;
 
 pub use compat::Unknown;
 pub use platform::{MalformedBody, Platform};
