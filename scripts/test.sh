@@ -47,7 +47,7 @@ moto_server -H 127.0.0.1 -p "$MOTO_PORT" > target/logs/moto.log 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" "moto"
 # Tests that need AWS fail, rather than skip, when this is set and the endpoint is missing.
-export GATEWAY_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export GATEWAY_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT" GATEWAY_REQUIRE_AWS=1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 
 step "unit, integration and property tests (cargo test)"
