@@ -407,3 +407,78 @@ async fn a_queue_that_never_answers_gives_503_within_the_budget() {
     );
     held.abort();
 }
+
+#[tokio::test]
+async fn refused_requests_leave_the_queue_empty() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = sqs_client(&endpoint);
+    let queue_url = create_queue(&client, false).await;
+    let ingress = Ingress::new(
+        IngressConfig::from_vars(|name| {
+            Some(match name {
+                "LINE_CHANNEL_SECRET" => "test-line-channel-secret".to_owned(),
+                "META_APP_SECRET" => "test-meta-app-secret".to_owned(),
+                "MAX_BODY_BYTES" => "2000".to_owned(),
+                _ => return None,
+            })
+        })
+        .expect("config"),
+        Arc::new(SqsQueue::new(ingress_client(&endpoint, MOTO), &queue_url).with_tuning(MOTO)),
+    );
+    let signed_line = |body: &str| {
+        let mut event = event_file("line-text-message.json");
+        event["headers"]["x-line-signature"] = Value::String(shared::signature::sign_line(
+            "test-line-channel-secret",
+            body.as_bytes(),
+        ));
+        event["body"] = Value::String(body.to_owned());
+        event
+    };
+    let signed_meta = |body: &str| {
+        let mut event = event_file("meta-messenger-message.json");
+        event["headers"]["x-hub-signature-256"] = Value::String(shared::signature::sign_meta(
+            "test-meta-app-secret",
+            body.as_bytes(),
+        ));
+        event["body"] = Value::String(body.to_owned());
+        event
+    };
+    let mut unknown_path = event_file("line-text-message.json");
+    unknown_path["rawPath"] = Value::String("/webhook".into());
+    let mut wrong_method = event_file("line-text-message.json");
+    wrong_method["requestContext"]["http"]["method"] = Value::String("PUT".into());
+    let mut unsigned = event_file("line-text-message.json");
+    unsigned["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("x-line-signature");
+    let cases = [
+        ("unknown path", unknown_path, 404),
+        ("wrong method", wrong_method, 405),
+        ("no signature", unsigned, 401),
+        ("not JSON", signed_line("this is not json"), 400),
+        ("not the envelope", signed_line(r#"{"events":"none"}"#), 400),
+        (
+            "too large",
+            signed_line(&format!(
+                r#"{{"destination":"U","events":[],"x":"{}"}}"#,
+                "y".repeat(2000)
+            )),
+            413,
+        ),
+        (
+            "unknown Meta object",
+            signed_meta(r#"{"object":"permissions","entry":[{"id":"1","changes":[]}]}"#),
+            404,
+        ),
+        (
+            "Meta verification without a token configured",
+            event_file("meta-verify-accepted.json"),
+            403,
+        ),
+    ];
+    for (name, event, status) in cases {
+        assert_eq!(invoke(&ingress, event).await.0, status, "{name}");
+    }
+    assert!(drain(&client, &queue_url).await.is_empty());
+}
