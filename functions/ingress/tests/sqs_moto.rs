@@ -2,47 +2,17 @@
 //! moto: the queue holds exactly one message per event, in the envelope, and nothing for a
 //! refused request; a queue that is down or hangs gives `503` within the budget.
 //!
-//! Needs `GATEWAY_TEST_AWS_ENDPOINT` (scripts/test.sh starts moto and sets it). Without it the
-//! tests say so and pass, unless `GATEWAY_REQUIRE_AWS=1`, as in scripts/test.sh, makes them fail.
+//! Needs moto (see `testkit::aws_endpoint`).
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use ingress::apigw::{HttpEvent, HttpResponse};
 use serde_json::Value;
 use shared::adapters::sqs::{SqsQueue, SqsTuning};
 use shared::envelope::Envelope;
 use shared::ingress::{Ingress, IngressConfig};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn endpoint() -> Option<String> {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("info")
-        .try_init();
-    match std::env::var("GATEWAY_TEST_AWS_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("GATEWAY_REQUIRE_AWS").is_ok() => {
-            panic!("GATEWAY_REQUIRE_AWS is set but GATEWAY_TEST_AWS_ENDPOINT is not")
-        }
-        _ => {
-            eprintln!("skipped: GATEWAY_TEST_AWS_ENDPOINT is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
 
 /// moto serves about 20 calls a second, whatever the parallelism: the correctness tests give it
 /// time; the fault tests use production timeouts against servers that fail.
@@ -53,36 +23,7 @@ const MOTO: SqsTuning = SqsTuning {
 
 /// The client the ingress uses in production (one attempt per call), tuned.
 fn ingress_client(endpoint: &str, tuning: SqsTuning) -> aws_sdk_sqs::Client {
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
-            Credentials::new("testing", "testing", None, None, "test"),
-        ))
-        .build();
-    SqsQueue::client_for_ingress(&sdk, tuning)
-}
-
-async fn create_queue(client: &aws_sdk_sqs::Client, fifo: bool) -> String {
-    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let name = format!(
-        "ingress-test-{}-{n}{}",
-        std::process::id(),
-        if fifo { ".fifo" } else { "" }
-    );
-    let mut request = client.create_queue().queue_name(name);
-    if fifo {
-        request = request.attributes(QueueAttributeName::FifoQueue, "true");
-    }
-    request
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url()
-        .expect("queue url")
-        .to_owned()
+    SqsQueue::client_for_ingress(&testkit::sdk_config(endpoint), tuning)
 }
 
 fn config(budget_ms: u64) -> IngressConfig {
@@ -101,14 +42,6 @@ fn config(budget_ms: u64) -> IngressConfig {
 fn ingress_for(endpoint: &str, tuning: SqsTuning, queue_url: &str, budget_ms: u64) -> Ingress {
     let queue = SqsQueue::new(ingress_client(endpoint, tuning), queue_url).with_tuning(tuning);
     Ingress::new(config(budget_ms), Arc::new(queue))
-}
-
-fn event_file(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../events")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("event json")
 }
 
 async fn invoke(ingress: &Ingress, event: Value) -> (i64, String) {
@@ -176,8 +109,10 @@ fn sent_events(event: &Value) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
-    let Some(endpoint) = endpoint() else { return };
-    let client = sqs_client(&endpoint);
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let client = testkit::sqs_client(&endpoint);
     // (file, status, messages expected in the queue)
     let expectations: [(&str, i64, usize); 15] = [
         ("line-text-message.json", 200, 1),
@@ -196,12 +131,7 @@ async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
         ("meta-whatsapp-message.json", 200, 1),
         ("meta-batch.json", 200, 6),
     ];
-    let files = std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events"))
-        .expect("events dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("line-") || name.starts_with("meta-"))
-        .count();
+    let files = testkit::event_files("line-").len() + testkit::event_files("meta-").len();
     assert_eq!(
         files,
         expectations.len(),
@@ -209,9 +139,9 @@ async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
     );
 
     for (file, status, count) in expectations {
-        let queue_url = create_queue(&client, false).await;
+        let queue_url = testkit::create_queue(&client, false).await;
         let ingress = ingress_for(&endpoint, MOTO, &queue_url, 30_000);
-        let event = event_file(file);
+        let event = testkit::event_file(file);
         let (got_status, body) = invoke(&ingress, event.clone()).await;
         assert_eq!(got_status, status, "{file}: {body}");
         if file == "meta-verify-accepted.json" {
@@ -250,11 +180,13 @@ async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
 
 #[tokio::test]
 async fn raw_event_bytes_survive_the_queue() {
-    let Some(endpoint) = endpoint() else { return };
-    let client = sqs_client(&endpoint);
-    let queue_url = create_queue(&client, false).await;
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let client = testkit::sqs_client(&endpoint);
+    let queue_url = testkit::create_queue(&client, false).await;
     let ingress = ingress_for(&endpoint, MOTO, &queue_url, 30_000);
-    let event = event_file("meta-messenger-message.json");
+    let event = testkit::event_file("meta-messenger-message.json");
     let body = event["body"].as_str().expect("body").to_owned();
     assert!(
         body.contains("\\u00e4") && body.contains("\\/"),
@@ -271,13 +203,25 @@ async fn raw_event_bytes_survive_the_queue() {
 
 #[tokio::test]
 async fn fifo_queues_get_the_conversation_as_group_and_the_key_as_deduplication_id() {
-    let Some(endpoint) = endpoint() else { return };
-    let client = sqs_client(&endpoint);
-    let queue_url = create_queue(&client, true).await;
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let client = testkit::sqs_client(&endpoint);
+    let queue_url = testkit::create_queue(&client, true).await;
     let ingress = ingress_for(&endpoint, MOTO, &queue_url, 30_000);
-    assert_eq!(invoke(&ingress, event_file("meta-batch.json")).await.0, 200);
+    assert_eq!(
+        invoke(&ingress, testkit::event_file("meta-batch.json"))
+            .await
+            .0,
+        200
+    );
     // The same request again (a Meta retry): FIFO deduplication keeps one copy of each.
-    assert_eq!(invoke(&ingress, event_file("meta-batch.json")).await.0, 200);
+    assert_eq!(
+        invoke(&ingress, testkit::event_file("meta-batch.json"))
+            .await
+            .0,
+        200
+    );
     let messages = drain(&client, &queue_url).await;
     assert_eq!(messages.len(), 6);
     let mut groups: HashMap<String, usize> = HashMap::new();
@@ -304,9 +248,11 @@ async fn a_large_batch_is_packed_by_size_and_queued_whole() {
     // `pack_batches` prove them); this shows that the size-packed calls deliver every event.
     // moto serves about 20 calls a second, so the 1000-item case is split-tested in shared and
     // timed by the benchmarks.
-    let Some(endpoint) = endpoint() else { return };
-    let client = sqs_client(&endpoint);
-    let queue_url = create_queue(&client, false).await;
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let client = testkit::sqs_client(&endpoint);
+    let queue_url = testkit::create_queue(&client, false).await;
     let ingress = ingress_for(&endpoint, MOTO, &queue_url, 60_000);
     let items: Vec<String> = (0..120)
         .map(|i| {
@@ -321,7 +267,7 @@ async fn a_large_batch_is_packed_by_size_and_queued_whole() {
         r#"{{"object":"page","entry":[{{"id":"P","time":1,"messaging":[{}]}}]}}"#,
         items.join(",")
     );
-    let mut event = event_file("meta-messenger-message.json");
+    let mut event = testkit::event_file("meta-messenger-message.json");
     event["headers"]["x-hub-signature-256"] = Value::String(shared::signature::sign_meta(
         "test-meta-app-secret",
         body.as_bytes(),
@@ -345,7 +291,7 @@ async fn a_large_batch_is_packed_by_size_and_queued_whole() {
 
 #[tokio::test]
 async fn a_queue_that_is_down_gives_503_within_the_budget() {
-    if endpoint().is_none() {
+    if testkit::aws_endpoint().is_none() {
         return;
     }
     // A port nobody listens on: connections are refused at once, and retried until the budget.
@@ -361,7 +307,7 @@ async fn a_queue_that_is_down_gives_503_within_the_budget() {
         400,
     );
     let started = Instant::now();
-    let (status, _) = invoke(&ingress, event_file("line-text-message.json")).await;
+    let (status, _) = invoke(&ingress, testkit::event_file("line-text-message.json")).await;
     assert_eq!(status, 503);
     let elapsed = started.elapsed();
     assert!(
@@ -376,7 +322,7 @@ async fn a_queue_that_is_down_gives_503_within_the_budget() {
 
 #[tokio::test]
 async fn a_queue_that_never_answers_gives_503_within_the_budget() {
-    if endpoint().is_none() {
+    if testkit::aws_endpoint().is_none() {
         return;
     }
     // Accepts connections and never answers.
@@ -398,7 +344,7 @@ async fn a_queue_that_never_answers_gives_503_within_the_budget() {
         400,
     );
     let started = Instant::now();
-    let (status, _) = invoke(&ingress, event_file("meta-batch.json")).await;
+    let (status, _) = invoke(&ingress, testkit::event_file("meta-batch.json")).await;
     assert_eq!(status, 503);
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -410,9 +356,11 @@ async fn a_queue_that_never_answers_gives_503_within_the_budget() {
 
 #[tokio::test]
 async fn refused_requests_leave_the_queue_empty() {
-    let Some(endpoint) = endpoint() else { return };
-    let client = sqs_client(&endpoint);
-    let queue_url = create_queue(&client, false).await;
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let client = testkit::sqs_client(&endpoint);
+    let queue_url = testkit::create_queue(&client, false).await;
     let ingress = Ingress::new(
         IngressConfig::from_vars(|name| {
             Some(match name {
@@ -426,7 +374,7 @@ async fn refused_requests_leave_the_queue_empty() {
         Arc::new(SqsQueue::new(ingress_client(&endpoint, MOTO), &queue_url).with_tuning(MOTO)),
     );
     let signed_line = |body: &str| {
-        let mut event = event_file("line-text-message.json");
+        let mut event = testkit::event_file("line-text-message.json");
         event["headers"]["x-line-signature"] = Value::String(shared::signature::sign_line(
             "test-line-channel-secret",
             body.as_bytes(),
@@ -435,7 +383,7 @@ async fn refused_requests_leave_the_queue_empty() {
         event
     };
     let signed_meta = |body: &str| {
-        let mut event = event_file("meta-messenger-message.json");
+        let mut event = testkit::event_file("meta-messenger-message.json");
         event["headers"]["x-hub-signature-256"] = Value::String(shared::signature::sign_meta(
             "test-meta-app-secret",
             body.as_bytes(),
@@ -443,11 +391,11 @@ async fn refused_requests_leave_the_queue_empty() {
         event["body"] = Value::String(body.to_owned());
         event
     };
-    let mut unknown_path = event_file("line-text-message.json");
+    let mut unknown_path = testkit::event_file("line-text-message.json");
     unknown_path["rawPath"] = Value::String("/webhook".into());
-    let mut wrong_method = event_file("line-text-message.json");
+    let mut wrong_method = testkit::event_file("line-text-message.json");
     wrong_method["requestContext"]["http"]["method"] = Value::String("PUT".into());
-    let mut unsigned = event_file("line-text-message.json");
+    let mut unsigned = testkit::event_file("line-text-message.json");
     unsigned["headers"]
         .as_object_mut()
         .expect("headers")
@@ -473,7 +421,7 @@ async fn refused_requests_leave_the_queue_empty() {
         ),
         (
             "Meta verification without a token configured",
-            event_file("meta-verify-accepted.json"),
+            testkit::event_file("meta-verify-accepted.json"),
             403,
         ),
     ];

@@ -1,0 +1,153 @@
+//! Test support for the integration tests of `functions/*`: the moto endpoint, AWS clients
+//! pointed at it, fresh queues and tables, and the sample events of `events/`.
+//!
+//! Tests that need moto call [`aws_endpoint`]; without `GATEWAY_TEST_AWS_ENDPOINT` they are
+//! skipped with a message, unless `GATEWAY_REQUIRE_AWS` is set (as `scripts/test.sh` does), which
+//! makes them fail instead.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The moto endpoint, or `None` (skip) when it is not configured and not required.
+pub fn aws_endpoint() -> Option<String> {
+    capture_logs();
+    match std::env::var("GATEWAY_TEST_AWS_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("GATEWAY_REQUIRE_AWS").is_ok() => {
+            panic!("GATEWAY_REQUIRE_AWS is set but GATEWAY_TEST_AWS_ENDPOINT is not")
+        }
+        _ => {
+            eprintln!("skipped: GATEWAY_TEST_AWS_ENDPOINT is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// Sends the code's logs to the test's output (shown for failing tests).
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info")
+        .try_init();
+}
+
+/// An AWS configuration for `endpoint` with test credentials.
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "testkit"),
+        ))
+        .build()
+}
+
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&sdk_config(endpoint))
+}
+
+pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config(endpoint))
+}
+
+/// A name no other test of this run uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A new queue; FIFO when `fifo`.
+pub async fn create_queue(client: &aws_sdk_sqs::Client, fifo: bool) -> String {
+    let name = unique_name("test");
+    let mut request = client.create_queue();
+    if fifo {
+        request = request
+            .queue_name(format!("{name}.fifo"))
+            .attributes(QueueAttributeName::FifoQueue, "true");
+    } else {
+        request = request.queue_name(name);
+    }
+    request
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .expect("queue url")
+        .to_owned()
+}
+
+/// A new idempotency table as the template defines it: key `id`, on demand, TTL on `expiration`.
+pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client) -> String {
+    let name = unique_name("idempotency");
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("create table");
+    client
+        .update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expiration")
+                .enabled(true)
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("enable ttl");
+    name
+}
+
+/// The path of a file in `events/`.
+pub fn event_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(name)
+}
+
+/// A sample event of `events/` as JSON.
+pub fn event_file(name: &str) -> serde_json::Value {
+    let path = event_path(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The names of the files in `events/` that start with `prefix`, sorted.
+pub fn event_files(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(event_path(""))
+        .expect("events dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(prefix) && name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
