@@ -42,3 +42,48 @@ pub trait EventQueue: Send + Sync {
     /// The largest message body the queue takes, in bytes.
     fn max_message_bytes(&self) -> usize;
 }
+
+/// What a claim on an event's key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is ours until the in-progress expiry: run the handler.
+    Claimed,
+    /// The handler already ran for this key (and the record has not expired): acknowledge.
+    AlreadyCompleted,
+    /// Another invocation holds the key until `until_ms`: report the record failed so that SQS
+    /// delivers it again later.
+    InProgressElsewhere { until_ms: i64 },
+}
+
+/// A request to the idempotency store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("idempotency store {operation} for {key}: {reason}")]
+pub struct StoreError {
+    pub operation: &'static str,
+    pub key: String,
+    pub reason: String,
+}
+
+/// The idempotency store: one record per event key, so that each event's handler runs once.
+///
+/// Times are milliseconds since the epoch. Implementations must treat a record whose expiry has
+/// passed as absent, whatever the store's own TTL has done with it.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` with one conditional write, marking it in progress until
+    /// `in_progress_until_ms`; the record itself expires at `expires_at_ms`. Succeeds when there
+    /// is no record, when it has expired, or when it is in progress with an expired claim.
+    async fn claim(
+        &self,
+        key: &str,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<Claim, StoreError>;
+
+    /// Marks `key` completed until `expires_at_ms`.
+    async fn complete(&self, key: &str, expires_at_ms: i64) -> Result<(), StoreError>;
+
+    /// Removes an in-progress claim after the handler failed, so that a retry can run it.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
+}

@@ -4,7 +4,11 @@
 //! | --- | --- | --- |
 //! | [`sqs::SqsQueue`] | [`EventQueue`](crate::ports::EventQueue) | AWS (and moto in tests) |
 //! | [`memory::MemoryQueue`] | [`EventQueue`](crate::ports::EventQueue) | unit tests, embedding |
+//! | [`dynamodb::DynamoDbStore`] | [`IdempotencyStore`](crate::ports::IdempotencyStore) | AWS (and moto in tests) |
+//! | [`memory::MemoryStore`] | [`IdempotencyStore`](crate::ports::IdempotencyStore) | unit tests, embedding |
 
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 pub mod memory;
 #[cfg(feature = "aws")]
 pub mod sqs;
