@@ -1,0 +1,202 @@
+//! Clients for the platforms' APIs, for bots to reply with: [`line::LineClient`] and
+//! [`meta::MetaClient`], built once per process from the environment ([`Clients::from_env`]).
+//!
+//! Every call has a timeout and is retried on `429` and `5xx` (honouring `Retry-After`) with
+//! jittered exponential backoff, but never past the deadline the worker gives the event: a
+//! call that cannot finish in time fails, the event is released, and SQS delivers it again.
+
+pub mod line;
+pub mod meta;
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The API clients a bot may use; a client is `None` when its access token is not configured.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    pub line: Option<line::LineClient>,
+    pub meta: Option<meta::MetaClient>,
+}
+
+impl Clients {
+    /// Reads `LINE_CHANNEL_ACCESS_TOKEN`, `LINE_API_BASE_URL`, `LINE_DATA_API_BASE_URL`,
+    /// `META_PAGE_ACCESS_TOKEN` and `META_GRAPH_API_BASE_URL` through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Clients {
+        let http = http_client();
+        let present = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Clients {
+            line: present("LINE_CHANNEL_ACCESS_TOKEN").map(|token| {
+                line::LineClient::new(
+                    http.clone(),
+                    token,
+                    present("LINE_API_BASE_URL")
+                        .unwrap_or_else(|| line::DEFAULT_API_BASE_URL.into()),
+                    present("LINE_DATA_API_BASE_URL")
+                        .unwrap_or_else(|| line::DEFAULT_DATA_API_BASE_URL.into()),
+                )
+            }),
+            meta: present("META_PAGE_ACCESS_TOKEN").map(|token| {
+                meta::MetaClient::new(
+                    http.clone(),
+                    token,
+                    present("META_GRAPH_API_BASE_URL")
+                        .unwrap_or_else(|| meta::DEFAULT_GRAPH_API_BASE_URL.into()),
+                )
+            }),
+        }
+    }
+
+    /// [`Clients::from_vars`] over the process environment.
+    pub fn from_env() -> Clients {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+}
+
+/// The one HTTP client of the process: connection pooling across events and invocations.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(MAX_ATTEMPT)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .build()
+        .unwrap_or_default()
+}
+
+/// The longest one attempt may take.
+const MAX_ATTEMPT: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// No attempt is started with less time than this left.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
+/// A platform API call that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The platform answered with a status that retrying cannot fix (most 4xx).
+    #[error("{api} answered {status}: {message}")]
+    Refused {
+        api: &'static str,
+        status: u16,
+        /// The platform's own error message (never the request body).
+        message: String,
+    },
+    /// `429`, `5xx` or the network, still failing when the deadline came.
+    #[error("{api} still failing at the deadline after {attempts} attempts: {last}")]
+    Unavailable {
+        api: &'static str,
+        attempts: u32,
+        last: String,
+    },
+    /// The answer could not be read.
+    #[error("{api} answered something unreadable: {reason}")]
+    Unreadable { api: &'static str, reason: String },
+}
+
+impl ApiError {
+    /// The HTTP status of a refusal.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Sends the request `build` makes until it succeeds, retrying `429`, `5xx` and network errors
+/// with backoff until `deadline`.
+pub(crate) async fn send_with_retries(
+    api: &'static str,
+    build: impl Fn() -> reqwest::RequestBuilder,
+    deadline: Instant,
+) -> Result<reqwest::Response, ApiError> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempts = 0;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining < MIN_ATTEMPT {
+            return Err(ApiError::Unavailable {
+                api,
+                attempts,
+                last: if attempts == 0 {
+                    "no time left to try".into()
+                } else {
+                    "no time left to retry".into()
+                },
+            });
+        }
+        attempts += 1;
+        let (last, retry_after) = match build().timeout(remaining.min(MAX_ATTEMPT)).send().await {
+            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response)
+                if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || response.status().is_server_error() =>
+            {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                (
+                    format!("status {}", response.status().as_u16()),
+                    retry_after,
+                )
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                return Err(ApiError::Refused {
+                    api,
+                    status,
+                    message: error_message(response).await,
+                });
+            }
+            Err(error) => (format!("request failed: {}", without_url(&error)), None),
+        };
+        let wait = retry_after.unwrap_or_else(|| backoff.mul_f64(0.5 + fastrand::f64() / 2.0));
+        if Instant::now() + wait + MIN_ATTEMPT > deadline {
+            return Err(ApiError::Unavailable {
+                api,
+                attempts,
+                last,
+            });
+        }
+        tracing::warn!(target: "api", api, attempts, reason = %last, retry_in_ms = wait.as_millis() as u64, "retrying");
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The platform's error message from an error answer: LINE and Meta both answer JSON with a
+/// `message` (Meta: `error.message`). Cut short; never the request.
+async fn error_message(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| {
+            v.get("message")
+                .or_else(|| v.get("error").and_then(|e| e.get("message")))
+        })
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+        .unwrap_or(text);
+    message.chars().take(200).collect()
+}
+
+/// reqwest errors name the URL, and a URL may carry a token: leave it out.
+fn without_url(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "body"
+    } else {
+        "request"
+    };
+    kind.to_owned()
+}
