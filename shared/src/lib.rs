@@ -10,8 +10,11 @@
 //! | [`platform`] | the [`Platform`] enum and the malformed-body error |
 //! | [`envelope`] | the queue message that carries one event from the ingress to the worker |
 //! | [`ingress`] | verify, split, enqueue, answer: the ingress, independent of its transport |
-//! | [`ports`] | the traits the functions use: the event queue |
-//! | [`adapters`] | the ports over SQS, and in memory |
+//! | [`worker`] | claim, run the bot once, release or complete: the worker, independent of Lambda |
+//! | [`bot`] | the [`bot::Bot`] trait bot authors implement, and the event it receives |
+//! | [`clients`] | LINE and Meta API clients with timeouts and retries, for replying |
+//! | [`ports`] | the traits the functions use: the event queue and the idempotency store |
+//! | [`adapters`] | the ports over SQS and DynamoDB, and in memory |
 //! | [`telemetry`] | JSON logs |
 //!
 //! The models are forward compatible: an unknown event type, message type, source type,
@@ -19,6 +22,8 @@
 //! each event is read on its own, beside its exact bytes, so one odd event never costs the others.
 
 pub mod adapters;
+pub mod bot;
+pub mod clients;
 mod compat;
 pub mod envelope;
 pub mod ingress;
@@ -29,6 +34,7 @@ pub mod platform;
 pub mod ports;
 pub mod signature;
 pub mod telemetry;
+pub mod worker;
 
 pub use compat::Unknown;
 pub use platform::{MalformedBody, Platform};

@@ -1,0 +1,153 @@
+//! The bot handler: what bot authors implement. The worker calls [`Bot::handle`] once per event
+//! (duplicates are removed before), in conversation order, with the typed event and clients to
+//! reply with.
+//!
+//! ```
+//! use shared::bot::{Bot, BotError, BotEvent, BotEventKind};
+//! use shared::clients::Clients;
+//!
+//! struct Logger;
+//!
+//! #[async_trait::async_trait]
+//! impl Bot for Logger {
+//!     async fn handle(&self, event: &BotEvent, _clients: &Clients) -> Result<(), BotError> {
+//!         if let BotEventKind::Line { event: line, .. } = &event.kind {
+//!             tracing::info!(key = %event.key, kind = line.kind.type_name(), "LINE event");
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! Returning an error (or panicking, or running past the deadline) releases the event: SQS
+//! delivers it again later and the handler runs again, until the queue's receive limit sends it to
+//! the dead-letter queue. Side effects a handler made before failing may therefore happen twice:
+//! make them idempotent (LINE's push takes a retry key; a used reply token is refused).
+
+use crate::Platform;
+use crate::clients::Clients;
+use crate::envelope::{Envelope, MetaContext, Oversized};
+use crate::line;
+use crate::meta;
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+/// What a handler returns on failure: any error.
+pub type BotError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A chat bot.
+#[async_trait]
+pub trait Bot: Send + Sync {
+    /// Handles one event. Called once per event key, unless it fails.
+    async fn handle(&self, event: &BotEvent, clients: &Clients) -> Result<(), BotError>;
+}
+
+/// One event, deduplicated, with its context.
+#[derive(Debug)]
+pub struct BotEvent {
+    /// The deduplication key.
+    pub key: String,
+    /// The conversation (user, group, room or thread) the event belongs to.
+    pub conversation: String,
+    pub platform: Platform,
+    /// When the ingress received it, in milliseconds since the epoch.
+    pub received_at: i64,
+    /// The event's own time in milliseconds, where it has one.
+    pub timestamp: Option<i64>,
+    /// When the handler must be done; pass it to the clients' calls.
+    pub deadline: Instant,
+    /// The event's JSON exactly as the platform sent it (`null` for an oversized event).
+    pub raw: Box<RawValue>,
+    pub kind: BotEventKind,
+}
+
+/// The typed event, by platform.
+#[derive(Debug)]
+pub enum BotEventKind {
+    Line {
+        /// The bot's user id.
+        destination: String,
+        event: line::Event,
+    },
+    Meta {
+        /// Object, entry (page, Instagram account or WhatsApp Business Account) and list.
+        context: MetaContext,
+        item: meta::Item,
+    },
+    /// The event does not fit its type in this version of the models: `raw` has it whole.
+    Unreadable { reason: String },
+    /// The event was too large for a queue message; only its size and hash arrived.
+    Oversized(Oversized),
+}
+
+impl BotEvent {
+    /// Builds the handler's view of an envelope; never fails, so that no event is dropped.
+    pub fn from_envelope(envelope: Envelope, deadline: Instant) -> BotEvent {
+        let kind = if let Some(oversized) = envelope.oversized.clone() {
+            BotEventKind::Oversized(oversized)
+        } else {
+            match (&envelope.line, &envelope.meta) {
+                (Some(context), _) => match line::Event::from_json(envelope.event.get()) {
+                    Ok(event) => BotEventKind::Line {
+                        destination: context.destination.clone(),
+                        event,
+                    },
+                    Err(error) => BotEventKind::Unreadable {
+                        reason: error.to_string(),
+                    },
+                },
+                (None, Some(context)) => {
+                    match meta::Item::parse(&context.object, context.list, envelope.event.get()) {
+                        Ok(item) => BotEventKind::Meta {
+                            context: context.clone(),
+                            item,
+                        },
+                        Err(error) => BotEventKind::Unreadable {
+                            reason: error.to_string(),
+                        },
+                    }
+                }
+                (None, None) => BotEventKind::Unreadable {
+                    reason: "the envelope has no platform context".into(),
+                },
+            }
+        };
+        BotEvent {
+            key: envelope.key,
+            conversation: envelope.conversation,
+            platform: envelope.platform,
+            received_at: envelope.received_at,
+            timestamp: envelope.timestamp,
+            deadline,
+            raw: envelope.event,
+            kind,
+        }
+    }
+
+    /// True when the platform said this delivery repeats an earlier one (LINE redelivery).
+    pub fn is_redelivery(&self) -> bool {
+        match &self.kind {
+            BotEventKind::Line { event, .. } => event.is_redelivery(),
+            _ => false,
+        }
+    }
+
+    /// A short name of the event's type, for logs: `message`, `follow`, `messaging.message`,
+    /// `changes.messages`, `unreadable`, …
+    pub fn type_name(&self) -> String {
+        match &self.kind {
+            BotEventKind::Line { event, .. } => event.kind.type_name().to_owned(),
+            BotEventKind::Meta {
+                item: meta::Item::Messaging(event),
+                context,
+            } => format!("{}.{}", context.list.as_str(), event.kind.field_name()),
+            BotEventKind::Meta {
+                item: meta::Item::Change(change),
+                ..
+            } => format!("changes.{}", change.field),
+            BotEventKind::Unreadable { .. } => "unreadable".into(),
+            BotEventKind::Oversized(_) => "oversized".into(),
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! The worker engine with the in-memory store and a scripted bot: once per event, in order, and
+//! nothing lost. (The same against DynamoDB on moto, with the example bot and a fake LINE API, is
+//! in `functions/worker/tests`.)
+
+use async_trait::async_trait;
+use shared::Platform;
+use shared::adapters::memory::MemoryStore;
+use shared::bot::{Bot, BotError, BotEvent, BotEventKind};
+use shared::clients::Clients;
+use shared::envelope::{ENVELOPE_VERSION, Envelope, LineContext};
+use shared::ports::IdempotencyStore;
+use shared::worker::{QueueRecord, RecordOutcome, Worker, WorkerConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// What the scripted bot does for a key.
+#[derive(Clone, Copy)]
+enum Script {
+    Fail,
+    Panic,
+    Sleep(Duration),
+}
+
+#[derive(Default)]
+struct ScriptedBot {
+    calls: Mutex<Vec<String>>,
+    script: Mutex<HashMap<String, Vec<Script>>>,
+}
+
+impl ScriptedBot {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("lock").clone()
+    }
+    fn count(&self, key: &str) -> usize {
+        self.calls().iter().filter(|k| *k == key).count()
+    }
+    /// The next calls for `key` follow `steps`; afterwards it succeeds.
+    fn script(&self, key: &str, steps: &[Script]) {
+        self.script
+            .lock()
+            .expect("lock")
+            .insert(key.to_owned(), steps.to_vec());
+    }
+}
+
+#[async_trait]
+impl Bot for ScriptedBot {
+    async fn handle(&self, event: &BotEvent, _clients: &Clients) -> Result<(), BotError> {
+        assert!(
+            matches!(event.kind, BotEventKind::Line { .. }),
+            "typed: {:?}",
+            event.kind
+        );
+        self.calls.lock().expect("lock").push(event.key.clone());
+        let step = {
+            let mut script = self.script.lock().expect("lock");
+            script
+                .get_mut(&event.key)
+                .and_then(|steps| (!steps.is_empty()).then(|| steps.remove(0)))
+        };
+        match step {
+            None => Ok(()),
+            Some(Script::Fail) => Err("scripted failure".into()),
+            Some(Script::Panic) => panic!("scripted panic"),
+            Some(Script::Sleep(time)) => {
+                tokio::time::sleep(time).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn envelope(id: &str, user: &str, timestamp: i64) -> String {
+    let event = format!(
+        r#"{{"type":"message","message":{{"type":"text","id":"{id}","text":"t","quoteToken":"q"}},"webhookEventId":"{id}","deliveryContext":{{"isRedelivery":false}},"timestamp":{timestamp},"source":{{"type":"user","userId":"{user}"}},"replyToken":"r","mode":"active"}}"#
+    );
+    Envelope {
+        version: ENVELOPE_VERSION,
+        platform: Platform::Line,
+        key: format!("line:{id}"),
+        conversation: format!("line:B:user:{user}"),
+        timestamp: Some(timestamp),
+        received_at: now_ms(),
+        line: Some(LineContext {
+            destination: "B".into(),
+        }),
+        meta: None,
+        oversized: None,
+        event: serde_json::value::RawValue::from_string(event).expect("json"),
+    }
+    .encode()
+    .expect("encode")
+}
+
+fn record(message_id: &str, body: String) -> QueueRecord {
+    QueueRecord {
+        message_id: message_id.into(),
+        body,
+        group_id: None,
+    }
+}
+
+fn fifo_record(message_id: &str, group: &str, body: String) -> QueueRecord {
+    QueueRecord {
+        message_id: message_id.into(),
+        body,
+        group_id: Some(group.into()),
+    }
+}
+
+fn worker(store: Arc<MemoryStore>, bot: Arc<ScriptedBot>) -> Worker {
+    let config = WorkerConfig {
+        safety_margin: Duration::from_millis(200),
+        ..WorkerConfig::default()
+    };
+    Worker::new(store, bot, Clients::default(), config)
+}
+
+fn deadline_in(ms: i64) -> i64 {
+    now_ms() + ms
+}
+
+#[tokio::test]
+async fn the_same_event_three_times_in_one_batch_runs_once() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    let body = envelope("E1", "Ua", 1);
+    let records = [
+        record("m1", body.clone()),
+        record("m2", body.clone()),
+        record("m3", body),
+    ];
+    let report = worker.process(&records, deadline_in(10_000)).await;
+    assert_eq!(bot.count("line:E1"), 1);
+    assert_eq!(report.count(&RecordOutcome::Handled), 1);
+    assert_eq!(report.count(&RecordOutcome::Duplicate), 2);
+    assert!(report.failed_message_ids().is_empty());
+}
+
+#[tokio::test]
+async fn the_same_event_in_separate_batches_runs_once() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    for message_id in ["m1", "m2", "m3"] {
+        let report = worker
+            .process(
+                &[record(message_id, envelope("E1", "Ua", 1))],
+                deadline_in(10_000),
+            )
+            .await;
+        assert!(report.failed_message_ids().is_empty());
+    }
+    assert_eq!(bot.count("line:E1"), 1);
+}
+
+#[tokio::test]
+async fn the_same_event_in_concurrent_invocations_runs_once() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    bot.script("line:E1", &[Script::Sleep(Duration::from_millis(200))]);
+    let a = worker(store.clone(), bot.clone());
+    let b = worker(store.clone(), bot.clone());
+    let (first, second) = (
+        [record("m1", envelope("E1", "Ua", 1))],
+        [record("m2", envelope("E1", "Ua", 1))],
+    );
+    let (ra, rb) = tokio::join!(
+        a.process(&first, deadline_in(10_000)),
+        b.process(&second, deadline_in(10_000)),
+    );
+    assert_eq!(bot.count("line:E1"), 1);
+    // The one that found it in progress reports it failed: SQS retries it, and then it is a duplicate.
+    let outcomes: Vec<&RecordOutcome> = ra
+        .outcomes
+        .iter()
+        .chain(rb.outcomes.iter())
+        .map(|(_, o)| o)
+        .collect();
+    assert!(outcomes.contains(&&RecordOutcome::Handled));
+    assert!(outcomes.contains(&&RecordOutcome::InProgressElsewhere));
+    let retry = a
+        .process(
+            &[record("m2", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(retry.outcomes[0].1, RecordOutcome::Duplicate);
+    assert_eq!(bot.count("line:E1"), 1);
+}
+
+#[tokio::test]
+async fn a_failed_handler_releases_the_event_and_the_retry_runs_it_once() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    bot.script("line:E1", &[Script::Fail, Script::Panic]);
+    let records = [
+        record("m1", envelope("E1", "Ua", 1)),
+        record("m2", envelope("E2", "Ub", 1)),
+    ];
+    let first = worker.process(&records, deadline_in(10_000)).await;
+    assert_eq!(first.failed_message_ids(), ["m1"]);
+    assert!(!store.is_completed("line:E1"));
+    assert!(store.is_completed("line:E2"));
+    let second = worker.process(&records[..1], deadline_in(10_000)).await;
+    assert_eq!(
+        second.failed_message_ids(),
+        ["m1"],
+        "a panic is a failure too"
+    );
+    let third = worker.process(&records, deadline_in(10_000)).await;
+    assert!(third.failed_message_ids().is_empty());
+    assert_eq!(third.outcomes[1].1, RecordOutcome::Duplicate);
+    assert_eq!(bot.count("line:E1"), 3, "two failures and one success");
+    assert_eq!(bot.count("line:E2"), 1);
+}
+
+#[tokio::test]
+async fn a_handler_past_its_deadline_is_cut_off_and_released() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    bot.script("line:E1", &[Script::Sleep(Duration::from_secs(30))]);
+    let started = std::time::Instant::now();
+    let report = worker
+        .process(&[record("m1", envelope("E1", "Ua", 1))], deadline_in(1_000))
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(report.outcomes[0].1, RecordOutcome::Failed);
+    assert!(!store.is_completed("line:E1"));
+    let retry = worker
+        .process(
+            &[record("m1", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(retry.outcomes[0].1, RecordOutcome::Handled);
+}
+
+#[tokio::test]
+async fn a_claim_whose_invocation_died_is_taken_over_after_its_expiry() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    // An invocation claimed the key until now + 300 ms, then died without completing or releasing.
+    let now = now_ms();
+    store
+        .claim("line:E1", now, now + 300, now + 3_600_000)
+        .await
+        .expect("claim");
+    let worker = worker(store.clone(), bot.clone());
+    let early = worker
+        .process(
+            &[record("m1", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(early.outcomes[0].1, RecordOutcome::InProgressElsewhere);
+    assert_eq!(bot.count("line:E1"), 0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let late = worker
+        .process(
+            &[record("m1", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(late.outcomes[0].1, RecordOutcome::Handled);
+    assert_eq!(bot.count("line:E1"), 1);
+}
+
+#[tokio::test]
+async fn an_expired_completed_record_counts_as_absent() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let now = now_ms();
+    store
+        .claim("line:E1", now, now + 1_000, now + 1_000)
+        .await
+        .expect("claim");
+    // Completed with an expiry already two seconds past (the TTL has not deleted it yet).
+    store
+        .complete("line:E1", now - 2_000)
+        .await
+        .expect("complete");
+    let worker = worker(store.clone(), bot.clone());
+    let report = worker
+        .process(
+            &[record("m1", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(report.outcomes[0].1, RecordOutcome::Handled);
+}
+
+#[tokio::test]
+async fn poison_messages_fail_alone() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    let records = [
+        record("ok1", envelope("E1", "Ua", 1)),
+        record("bad1", "not json".into()),
+        record("bad2", r#"{"version":99,"platform":"line","key":"k","conversation":"c","received_at":1,"line":{"destination":"B"},"event":{}}"#.into()),
+        record("bad3", r#"{"version":1,"platform":"meta","key":"k","conversation":"c","received_at":1,"event":{}}"#.into()),
+        record("bad4", String::new()),
+        record("ok2", envelope("E2", "Ua", 2)),
+    ];
+    let report = worker.process(&records, deadline_in(10_000)).await;
+    assert_eq!(
+        report.failed_message_ids(),
+        ["bad1", "bad2", "bad3", "bad4"]
+    );
+    assert_eq!(report.count(&RecordOutcome::Poison), 4);
+    assert_eq!(bot.calls(), ["line:E1", "line:E2"]);
+}
+
+#[tokio::test]
+async fn a_conversation_runs_in_timestamp_order_whatever_the_batch_order() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    // Redelivery reorders: the batch has Ua's events as 3, 1, 2.
+    let records = [
+        record("m1", envelope("A3", "Ua", 3_000)),
+        record("m2", envelope("B1", "Ub", 1_000)),
+        record("m3", envelope("A1", "Ua", 1_000)),
+        record("m4", envelope("A2", "Ua", 2_000)),
+    ];
+    worker.process(&records, deadline_in(10_000)).await;
+    let order: Vec<String> = bot
+        .calls()
+        .into_iter()
+        .filter(|k| k.starts_with("line:A"))
+        .collect();
+    assert_eq!(order, ["line:A1", "line:A2", "line:A3"]);
+}
+
+#[tokio::test]
+async fn conversations_run_concurrently_with_a_bound() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let config = WorkerConfig {
+        concurrency: 4,
+        safety_margin: Duration::from_millis(200),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(store.clone(), bot.clone(), Clients::default(), config);
+    let records: Vec<QueueRecord> = (0..8)
+        .map(|i| {
+            let key = format!("E{i}");
+            bot.script(
+                &format!("line:{key}"),
+                &[Script::Sleep(Duration::from_millis(300))],
+            );
+            record(&format!("m{i}"), envelope(&key, &format!("U{i}"), 1))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let report = worker.process(&records, deadline_in(20_000)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(report.count(&RecordOutcome::Handled), 8);
+    // 8 conversations of 300 ms, 4 at a time: two rounds, neither one (8 at once) nor eight.
+    assert!(
+        elapsed >= Duration::from_millis(550),
+        "bounded: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(2_300),
+        "concurrent: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn fifo_a_failure_blocks_the_rest_of_its_group_only() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    bot.script("line:A2", &[Script::Fail]);
+    let records = [
+        fifo_record("a1", "A", envelope("A1", "Ua", 1)),
+        fifo_record("b1", "B", envelope("B1", "Ub", 1)),
+        fifo_record("a2", "A", envelope("A2", "Ua", 2)),
+        fifo_record("a3", "A", envelope("A3", "Ua", 3)),
+        fifo_record("b2", "B", envelope("B2", "Ub", 2)),
+        fifo_record("a4", "A", "poison after the failure".into()),
+    ];
+    let report = worker.process(&records, deadline_in(10_000)).await;
+    assert_eq!(report.failed_message_ids(), ["a2", "a3", "a4"]);
+    let outcomes: HashMap<&str, &RecordOutcome> = report
+        .outcomes
+        .iter()
+        .map(|(id, o)| (id.as_str(), o))
+        .collect();
+    assert_eq!(outcomes["a3"], &RecordOutcome::Blocked);
+    assert_eq!(outcomes["a4"], &RecordOutcome::Blocked);
+    assert!(
+        !bot.calls().contains(&"line:A3".to_owned()),
+        "A3 did not run after A2 failed"
+    );
+    assert_eq!(bot.count("line:B2"), 1);
+    // And a poison message blocks its group on FIFO too.
+    let records = [
+        fifo_record("c1", "C", "poison".into()),
+        fifo_record("c2", "C", envelope("C2", "Uc", 2)),
+    ];
+    let report = worker.process(&records, deadline_in(10_000)).await;
+    assert_eq!(report.failed_message_ids(), ["c1", "c2"]);
+}
+
+#[tokio::test]
+async fn store_requests_two_for_a_new_event_one_for_a_duplicate() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    worker
+        .process(
+            &[record("m1", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(store.requests(), 2, "claim and complete");
+    worker
+        .process(
+            &[record("m2", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(store.requests(), 3, "one refused claim");
+}
+
+#[tokio::test]
+async fn a_store_failure_fails_the_record_without_running_the_handler() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    store.fail_next(1);
+    let report = worker
+        .process(
+            &[record("m1", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(report.outcomes[0].1, RecordOutcome::Failed);
+    assert_eq!(bot.count("line:E1"), 0);
+    let retry = worker
+        .process(
+            &[record("m1", envelope("E1", "Ua", 1))],
+            deadline_in(10_000),
+        )
+        .await;
+    assert_eq!(retry.outcomes[0].1, RecordOutcome::Handled);
+}
+
+#[tokio::test]
+async fn nothing_starts_without_time_left() {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    let report = worker
+        .process(&[record("m1", envelope("E1", "Ua", 1))], deadline_in(100))
+        .await;
+    assert_eq!(report.outcomes[0].1, RecordOutcome::OutOfTime);
+    assert_eq!(store.requests(), 0);
+}
