@@ -167,4 +167,65 @@ meta_request("meta-batch.json", {"object": "page", "entry": [
         messaging(7, "2460000000000002", PAGE, {"reaction": {"mid": "m_demo-batch-1", "action": "react", "emoji": "❤"}})]},
     {"id": PAGE, "time": T + 402, "standby": [
         messaging(8, "2460000000000003", PAGE, {"message": {"mid": "m_demo-standby-1", "text": "for the other app"}})]}]})
+
+
+# SQS events for the worker: what the ingress puts in the queue (the envelope of
+# shared/src/envelope.rs), as Lambda's SQS event source delivers it. The tests check that each
+# envelope's key and conversation are what the ingress computes for its event.
+def line_envelope(event, conversation):
+    return {"version": 1, "platform": "line", "key": "line:" + event["webhookEventId"],
+            "conversation": conversation, "timestamp": event["timestamp"], "received_at": T + 1000,
+            "line": {"destination": BOT}, "event": event}
+
+
+def meta_envelope(obj, entry, list_name, item, key, conversation, timestamp):
+    ctx = {"object": obj, "entry_id": entry["id"], "list": list_name}
+    if "time" in entry:
+        ctx["entry_time"] = entry["time"]
+    return {"version": 1, "platform": "meta", "key": key, "conversation": conversation,
+            "timestamp": timestamp, "received_at": T + 1000, "meta": ctx, "event": item}
+
+
+def sqs(name, bodies, fifo_groups=None):
+    records = []
+    for i, body in enumerate(bodies):
+        text = body if isinstance(body, str) else compact(body, ascii_only=False).decode()
+        digest = hashlib.sha256((name + str(i)).encode()).hexdigest()
+        attributes = {"ApproximateReceiveCount": "1", "SentTimestamp": str(T + 1000 + i),
+                      "SenderId": "AROAEXAMPLE:ingress", "ApproximateFirstReceiveTimestamp": str(T + 1100 + i)}
+        queue = "events"
+        if fifo_groups:
+            attributes["MessageGroupId"] = fifo_groups[i]
+            attributes["MessageDeduplicationId"] = json.loads(text).get("key", digest)
+            attributes["SequenceNumber"] = str(18800000000000000000 + i)
+            queue = "events.fifo"
+        platform = json.loads(text).get("platform", "line") if text.startswith("{") else "line"
+        records.append({
+            "messageId": "%s-%s-%s-%s-%s" % (digest[0:8], digest[8:12], digest[12:16], digest[16:20], digest[20:32]),
+            "receiptHandle": "AQEB" + digest,
+            "body": text,
+            "attributes": attributes,
+            "messageAttributes": {"platform": {"stringValue": platform, "stringListValues": [],
+                                               "binaryListValues": [], "dataType": "String"}},
+            "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:" + queue,
+            "awsRegion": "us-east-1",
+        })
+    write(name, {"Records": records})
+
+
+user_conversation = "line:%s:user:%s" % (BOT, USER)
+group_conversation = "line:%s:group:%s" % (BOT, GROUP)
+sqs("sqs-line-text-message.json", [line_envelope(text, user_conversation)])
+sqs("sqs-line-duplicates.json", [line_envelope(text, user_conversation), line_envelope(redelivered, user_conversation),
+                                 line_envelope(text, user_conversation), line_envelope(mention, group_conversation)])
+sqs("sqs-line-fifo.json", [line_envelope(e, user_conversation) for e in (text, sticker, image)],
+    fifo_groups=[user_conversation] * 3)
+sqs("sqs-poison.json", [line_envelope(follow, user_conversation), "this is not an envelope",
+                        {"version": 1, "platform": "line", "key": "k"}])
+messenger_entry = {"id": PAGE, "time": T + 100}
+messenger_item = messaging(1, PSID, PAGE, {"message": {"mid": "m_demo-messenger-1", "text": "Hello from Messenger"}})
+sqs("sqs-meta-messenger-message.json", [meta_envelope("page", messenger_entry, "messaging", messenger_item,
+    "meta:m_demo-messenger-1", "meta:%s:%s" % (PAGE, PSID), T + 1)])
 print("wrote", len(os.listdir(OUT)), "files to events/")

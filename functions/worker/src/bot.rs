@@ -1,0 +1,157 @@
+//! The example bot. **Replace this file with your own bot**: implement [`shared::bot::Bot`] on
+//! a type named `ExampleBot` here (or change the one line in `lib.rs` that names it), and the
+//! worker, the local pipeline and the tests' plumbing run it unchanged.
+//!
+//! What it shows, following the platforms' rules:
+//! - LINE: replies to a text message with its text, quoting it; greets a `follow` by the user's
+//!   display name (profile API); in group and room chats answers only when mentioned; sends
+//!   nothing while the channel is in `standby`; logs an `unsend` as the point where stored copies
+//!   of the message must be deleted.
+//! - Messenger and Instagram: answers a text message through the Send API; ignores echoes.
+//! - Without access tokens it logs each event it handles (type, key, conversation), never its
+//!   content.
+
+use async_trait::async_trait;
+use shared::bot::{Bot, BotError, BotEvent, BotEventKind};
+use shared::clients::Clients;
+use shared::clients::line::{is_invalid_reply_token, text_message};
+use shared::line::{self, EventKind, MessageContent};
+use shared::meta::{self, MessagingKind};
+
+/// The example bot: an echo bot with manners.
+#[derive(Debug, Default, Clone)]
+pub struct ExampleBot;
+
+#[async_trait]
+impl Bot for ExampleBot {
+    async fn handle(&self, event: &BotEvent, clients: &Clients) -> Result<(), BotError> {
+        match &event.kind {
+            BotEventKind::Line {
+                destination,
+                event: line_event,
+            } => handle_line(event, destination, line_event, clients).await,
+            BotEventKind::Meta { item, .. } => handle_meta(event, item, clients).await,
+            BotEventKind::Unreadable { reason } => {
+                tracing::warn!(key = %event.key, %reason, "event this version cannot read; kept in the queue message");
+                Ok(())
+            }
+            BotEventKind::Oversized(oversized) => {
+                tracing::error!(key = %event.key, bytes = oversized.bytes, "event was too large for the queue");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn log_event(event: &BotEvent, note: &str) {
+    tracing::info!(
+        kind = %event.type_name(),
+        key = %event.key,
+        conversation = %event.conversation,
+        redelivery = event.is_redelivery(),
+        "{note}"
+    );
+}
+
+async fn handle_line(
+    event: &BotEvent,
+    destination: &str,
+    line_event: &line::Event,
+    clients: &Clients,
+) -> Result<(), BotError> {
+    if line_event.is_standby() {
+        // Another channel is in control: a bot in standby must not send anything.
+        log_event(event, "standby: not answering");
+        return Ok(());
+    }
+    if let EventKind::Unsend(unsend) = &line_event.kind {
+        // LINE asks services to stop showing an unsent message and delete stored copies.
+        tracing::info!(key = %event.key, message_id = %unsend.message_id, "unsend: delete every stored copy of this message now");
+        return Ok(());
+    }
+    let Some(client) = &clients.line else {
+        log_event(
+            event,
+            "LINE event (no LINE_CHANNEL_ACCESS_TOKEN: not answering)",
+        );
+        return Ok(());
+    };
+    let Some(reply_token) = line_event.reply_token() else {
+        log_event(event, "LINE event without a reply token");
+        return Ok(());
+    };
+    let reply = match &line_event.kind {
+        EventKind::Message(message) => {
+            let MessageContent::Text(text) = &message.content else {
+                log_event(event, "non-text message: not answering");
+                return Ok(());
+            };
+            let in_group = line_event
+                .source
+                .as_ref()
+                .is_some_and(|s| s.is_multi_person());
+            if in_group && !line_event.mentions_bot(destination) {
+                log_event(event, "group message not addressed to the bot");
+                return Ok(());
+            }
+            text_message(&text.text, message.quote_token())
+        }
+        EventKind::Follow(_) => {
+            let name = match line_event.source.as_ref().and_then(|s| s.user_id()) {
+                Some(user_id) => client.profile(user_id, event.deadline).await?.display_name,
+                None => "there".to_owned(),
+            };
+            text_message(&format!("Hello, {name}! Thanks for adding me."), None)
+        }
+        _ => {
+            log_event(event, "LINE event");
+            return Ok(());
+        }
+    };
+    match client.reply(reply_token, &[reply], event.deadline).await {
+        Ok(()) => {
+            log_event(event, "replied");
+            Ok(())
+        }
+        Err(error) if is_invalid_reply_token(&error) => {
+            // Used (perhaps by an earlier attempt of this very event) or expired: retrying cannot help.
+            tracing::warn!(key = %event.key, %error, "reply token refused; not retrying");
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn handle_meta(
+    event: &BotEvent,
+    item: &meta::Item,
+    clients: &Clients,
+) -> Result<(), BotError> {
+    let meta::Item::Messaging(messaging) = item else {
+        log_event(event, "Meta change");
+        return Ok(());
+    };
+    if let MessagingKind::Message(message) = &messaging.kind
+        && message.is_echo
+    {
+        // Our own message, echoed back: answering it would loop.
+        return Ok(());
+    }
+    let (Some(text), Some(sender)) = (
+        messaging.incoming_text(),
+        messaging.sender.as_ref().and_then(|s| s.id.as_deref()),
+    ) else {
+        log_event(event, "Meta event");
+        return Ok(());
+    };
+    let Some(client) = &clients.meta else {
+        log_event(
+            event,
+            "Meta message (no META_PAGE_ACCESS_TOKEN: not answering)",
+        );
+        return Ok(());
+    };
+    client.send_text(sender, text, event.deadline).await?;
+    log_event(event, "replied");
+    Ok(())
+}

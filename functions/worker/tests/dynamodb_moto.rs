@@ -1,0 +1,725 @@
+//! The worker Lambda handler with the example bot, against DynamoDB on moto and a fake LINE and
+//! Meta API on loopback that counts calls: exactly one reply per event however often it arrives,
+//! retries that end in one reply, the example bot's rules, and the store's request counts.
+//!
+//! Needs moto (see `testkit::aws_endpoint`).
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use serde_json::{Value, json};
+use shared::adapters::dynamodb::DynamoDbStore;
+use shared::clients::Clients;
+use shared::envelope::Envelope;
+use shared::ports::{Claim, IdempotencyStore};
+use shared::worker::{Worker, WorkerConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const BOT: &str = "Uf00000000000000000000000000000b0";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Counts the HTTP requests the DynamoDB client sends (retries included).
+#[derive(Debug, Clone, Default)]
+struct CountRequests(Arc<AtomicUsize>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A fake platform API answer: fails with `status` while `failing`, then succeeds; counts both.
+#[derive(Clone)]
+struct Answer {
+    failing: Arc<AtomicBool>,
+    fail_times: Arc<AtomicUsize>,
+    status: u16,
+    body: Value,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+impl Answer {
+    fn ok() -> Answer {
+        Answer {
+            failing: Arc::new(AtomicBool::new(false)),
+            fail_times: Arc::new(AtomicUsize::new(0)),
+            status: 500,
+            body: json!({}),
+            ok: Arc::default(),
+            failed: Arc::default(),
+            delay: Duration::ZERO,
+        }
+    }
+    fn failing_with(status: u16, body: Value) -> Answer {
+        let answer = Answer {
+            status,
+            body,
+            ..Answer::ok()
+        };
+        answer.failing.store(true, Ordering::SeqCst);
+        answer
+    }
+    /// Fails the next `n` requests, then succeeds.
+    fn failing_times(status: u16, n: usize) -> Answer {
+        let answer = Answer {
+            status,
+            ..Answer::ok()
+        };
+        answer.fail_times.store(n, Ordering::SeqCst);
+        answer
+    }
+    fn slow(delay: Duration) -> Answer {
+        Answer {
+            delay,
+            ..Answer::ok()
+        }
+    }
+    fn oks(&self) -> usize {
+        self.ok.load(Ordering::SeqCst)
+    }
+    fn fails(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+impl Respond for Answer {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let counted_failure = self
+            .fail_times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if counted_failure || self.failing.load(Ordering::SeqCst) {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return ResponseTemplate::new(self.status).set_body_json(self.body.clone());
+        }
+        self.ok.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"sentMessages": [{"id": "1"}]}))
+            .set_delay(self.delay)
+    }
+}
+
+/// The fake LINE and Meta API.
+struct FakeApi {
+    server: MockServer,
+    reply: Answer,
+    send: Answer,
+}
+
+impl FakeApi {
+    async fn start(reply: Answer) -> FakeApi {
+        let server = MockServer::start().await;
+        let send = Answer::ok();
+        Mock::given(method("POST"))
+            .and(path("/v2/bot/message/reply"))
+            .respond_with(reply.clone())
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex("^/v2/bot/profile/U[0-9a-f]+$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"userId": "U4af4980629000000000000000000c0de", "displayName": "Taro", "language": "ja"}),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/me/messages"))
+            .respond_with(send.clone())
+            .mount(&server)
+            .await;
+        FakeApi {
+            server,
+            reply,
+            send,
+        }
+    }
+
+    fn clients(&self) -> Clients {
+        let uri = self.server.uri();
+        Clients::from_vars(|name| {
+            Some(match name {
+                "LINE_CHANNEL_ACCESS_TOKEN" => "test-line-token".to_owned(),
+                "META_PAGE_ACCESS_TOKEN" => "test-page-token".to_owned(),
+                "LINE_API_BASE_URL" | "LINE_DATA_API_BASE_URL" | "META_GRAPH_API_BASE_URL" => {
+                    uri.clone()
+                }
+                _ => return None,
+            })
+        })
+    }
+
+    async fn requests(&self, wanted: &str) -> Vec<Request> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                r.url.path() == wanted
+                    || (wanted == "profile" && r.url.path().starts_with("/v2/bot/profile/"))
+            })
+            .collect()
+    }
+
+    async fn reply_bodies(&self) -> Vec<Value> {
+        self.requests("/v2/bot/message/reply")
+            .await
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).expect("json"))
+            .collect()
+    }
+}
+
+struct Setup {
+    store: Arc<DynamoDbStore>,
+    requests: CountRequests,
+    api: FakeApi,
+    worker: Arc<Worker>,
+}
+
+impl Setup {
+    async fn new(endpoint: &str, reply: Answer) -> Setup {
+        let counter = CountRequests::default();
+        let admin = testkit::dynamodb_client(endpoint);
+        let table = testkit::create_idempotency_table(&admin).await;
+        let config = aws_sdk_dynamodb::config::Builder::from(&testkit::sdk_config(endpoint))
+            .interceptor(counter.clone())
+            .build();
+        let store = Arc::new(DynamoDbStore::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            table,
+        ));
+        let api = FakeApi::start(reply).await;
+        let worker = Arc::new(worker_for(store.clone(), &api));
+        Setup {
+            store,
+            requests: counter,
+            api,
+            worker,
+        }
+    }
+
+    fn another_worker(&self) -> Worker {
+        worker_for(self.store.clone(), &self.api)
+    }
+
+    fn store_requests(&self) -> usize {
+        self.requests.0.load(Ordering::SeqCst)
+    }
+}
+
+fn worker_for(store: Arc<DynamoDbStore>, api: &FakeApi) -> Worker {
+    let config = WorkerConfig {
+        safety_margin: Duration::from_millis(300),
+        ..WorkerConfig::default()
+    };
+    Worker::new(
+        store,
+        Arc::new(worker::bot::ExampleBot),
+        api.clients(),
+        config,
+    )
+}
+
+/// A LINE event as JSON.
+fn line_event(id: &str, extra: Value) -> Value {
+    let mut event = json!({
+        "type": "message",
+        "message": {"type": "text", "id": format!("m{id}"), "text": format!("hello {id}"), "quoteToken": format!("q{id}")},
+        "webhookEventId": format!("01J{id}"),
+        "deliveryContext": {"isRedelivery": false},
+        "timestamp": 1_763_715_600_000i64,
+        "source": {"type": "user", "userId": "U4af4980629000000000000000000c0de"},
+        "replyToken": format!("r{id}"),
+        "mode": "active"
+    });
+    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+        for (name, value) in extra {
+            event.insert(name.clone(), value.clone());
+        }
+    }
+    event
+}
+
+/// What the ingress would put in the queue for these LINE events.
+fn queued(events: &[Value]) -> Vec<String> {
+    let body = json!({"destination": BOT, "events": events}).to_string();
+    let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
+    shared::ingress::line_messages(&callback, now_ms(), 262_000)
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}
+
+fn sqs_event(bodies: &[String]) -> SqsEvent {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| json!({"messageId": format!("msg-{i}"), "body": body, "attributes": {}, "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({"Records": records})).expect("sqs event")
+}
+
+async fn run(worker: &Worker, bodies: &[String], budget_ms: i64) -> Vec<String> {
+    let response = worker::handle(worker, sqs_event(bodies), now_ms() + budget_ms).await;
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_same_event_three_times_gets_one_reply_in_one_batch_across_batches_and_concurrently() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::slow(Duration::from_millis(300))).await;
+
+    // In one batch.
+    let once = queued(&[line_event("A", json!({}))]);
+    let three = [once[0].clone(), once[0].clone(), once[0].clone()];
+    assert!(run(&setup.worker, &three, 20_000).await.is_empty());
+    assert_eq!(setup.api.reply.oks(), 1);
+
+    // In separate batches.
+    let b = queued(&[line_event("B", json!({}))]);
+    for _ in 0..3 {
+        assert!(run(&setup.worker, &b, 20_000).await.is_empty());
+    }
+    assert_eq!(setup.api.reply.oks(), 2);
+
+    // In two concurrent invocations (the reply takes 300 ms, so they overlap), then a third.
+    let c = queued(&[line_event("C", json!({}))]);
+    let other = setup.another_worker();
+    let (first, second) = tokio::join!(run(&setup.worker, &c, 20_000), run(&other, &c, 20_000));
+    assert_eq!(
+        first.len() + second.len(),
+        1,
+        "the one that found it in progress retries later"
+    );
+    assert!(
+        run(&setup.worker, &c, 20_000).await.is_empty(),
+        "the retry is a duplicate"
+    );
+    assert_eq!(setup.api.reply.oks(), 3);
+    assert_eq!(setup.api.requests("/v2/bot/message/reply").await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_handler_is_retried_and_still_replies_once() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let reply = Answer::failing_with(500, json!({"message": "Internal error"}));
+    let setup = Setup::new(&endpoint, reply).await;
+    let bodies = queued(&[line_event("F", json!({}))]);
+    // A short invocation: LINE keeps answering 500, the retries run out of time, the event is released.
+    let failed = run(&setup.worker, &bodies, 2_500).await;
+    assert_eq!(failed, ["msg-0"]);
+    assert!(
+        setup.api.reply.fails() >= 2,
+        "retried within the invocation"
+    );
+    assert_eq!(setup.api.reply.oks(), 0);
+    // LINE recovers; SQS delivers the message again.
+    setup.api.reply.failing.store(false, Ordering::SeqCst);
+    assert!(run(&setup.worker, &bodies, 20_000).await.is_empty());
+    assert!(
+        run(&setup.worker, &bodies, 20_000).await.is_empty(),
+        "and then it is a duplicate"
+    );
+    assert_eq!(setup.api.reply.oks(), 1);
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_within_the_invocation() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::failing_times(429, 2)).await;
+    let bodies = queued(&[line_event("R", json!({}))]);
+    assert!(run(&setup.worker, &bodies, 20_000).await.is_empty());
+    assert_eq!((setup.api.reply.fails(), setup.api.reply.oks()), (2, 1));
+}
+
+#[tokio::test]
+async fn a_used_or_expired_reply_token_is_logged_not_retried() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let reply = Answer::failing_with(400, json!({"message": "Invalid reply token"}));
+    let setup = Setup::new(&endpoint, reply).await;
+    let bodies = queued(&[line_event("T", json!({}))]);
+    assert!(
+        run(&setup.worker, &bodies, 20_000).await.is_empty(),
+        "acknowledged"
+    );
+    assert_eq!(setup.api.requests("/v2/bot/message/reply").await.len(), 1);
+    assert!(run(&setup.worker, &bodies, 20_000).await.is_empty());
+    assert_eq!(
+        setup.api.requests("/v2/bot/message/reply").await.len(),
+        1,
+        "completed: not run again"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_whose_invocation_died_is_taken_over_after_its_expiry() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    let bodies = queued(&[line_event("D", json!({}))]);
+    let key = Envelope::decode(&bodies[0]).expect("envelope").key;
+    let now = now_ms();
+    // An invocation claimed it until now + 1 s and died.
+    assert_eq!(
+        setup
+            .store
+            .claim(&key, now, now + 1_000, now + 60_000)
+            .await
+            .expect("claim"),
+        Claim::Claimed
+    );
+    assert_eq!(
+        run(&setup.worker, &bodies, 20_000).await,
+        ["msg-0"],
+        "in progress elsewhere"
+    );
+    assert_eq!(setup.api.reply.oks(), 0);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(run(&setup.worker, &bodies, 20_000).await.is_empty());
+    assert_eq!(setup.api.reply.oks(), 1);
+}
+
+#[tokio::test]
+async fn store_requests_two_for_a_new_event_one_for_a_duplicate() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    let bodies = queued(&[line_event("S", json!({}))]);
+    let before = setup.store_requests();
+    run(&setup.worker, &bodies, 20_000).await;
+    assert_eq!(
+        setup.store_requests() - before,
+        2,
+        "PutItem claim + PutItem complete"
+    );
+    run(&setup.worker, &bodies, 20_000).await;
+    assert_eq!(
+        setup.store_requests() - before,
+        3,
+        "one refused conditional PutItem"
+    );
+}
+
+#[tokio::test]
+async fn the_store_treats_expired_records_as_absent_and_releases_only_claims() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    let store = &setup.store;
+    let now = now_ms();
+    assert_eq!(
+        store
+            .claim("k1", now, now + 60_000, now + 3_600_000)
+            .await
+            .expect("claim"),
+        Claim::Claimed
+    );
+    assert_eq!(
+        store
+            .claim("k1", now, now + 60_000, now + 3_600_000)
+            .await
+            .expect("claim"),
+        Claim::InProgressElsewhere {
+            until_ms: now + 60_000
+        }
+    );
+    store.release("k1").await.expect("release");
+    assert_eq!(
+        store
+            .claim("k1", now, now + 60_000, now + 3_600_000)
+            .await
+            .expect("claim"),
+        Claim::Claimed
+    );
+    store
+        .complete("k1", now + 3_600_000)
+        .await
+        .expect("complete");
+    assert_eq!(
+        store
+            .claim("k1", now, now + 60_000, now + 3_600_000)
+            .await
+            .expect("claim"),
+        Claim::AlreadyCompleted
+    );
+    store
+        .release("k1")
+        .await
+        .expect("release is a no-op on a completed record");
+    assert_eq!(
+        store
+            .claim("k1", now, now + 60_000, now + 3_600_000)
+            .await
+            .expect("claim"),
+        Claim::AlreadyCompleted
+    );
+    // A completed record past its expiry counts as absent: moto's TTL never deletes it.
+    store.complete("k2", now - 5_000).await.expect("complete");
+    assert_eq!(
+        store
+            .claim("k2", now, now + 60_000, now + 3_600_000)
+            .await
+            .expect("claim"),
+        Claim::Claimed
+    );
+}
+
+#[tokio::test]
+async fn example_bot_quotes_the_message_it_answers() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    run(
+        &setup.worker,
+        &queued(&[line_event("Q", json!({}))]),
+        20_000,
+    )
+    .await;
+    let replies = setup.api.reply_bodies().await;
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["replyToken"], "rQ");
+    assert_eq!(
+        replies[0]["messages"][0],
+        json!({"type": "text", "text": "hello Q", "quoteToken": "qQ"})
+    );
+    let request = &setup.api.requests("/v2/bot/message/reply").await[0];
+    assert_eq!(request.headers["authorization"], "Bearer test-line-token");
+}
+
+#[tokio::test]
+async fn example_bot_answers_in_groups_only_when_mentioned() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    let group = json!({"type": "group", "groupId": "Cgroup0000000000000000000000000001", "userId": "U4af4980629000000000000000000c0de"});
+    let room = json!({"type": "room", "roomId": "Rroom00000000000000000000000000001", "userId": "U4af4980629000000000000000000c0de"});
+    let mentioned = json!({"type": "text", "id": "m1", "text": "@bot hi", "quoteToken": "q1",
+        "mention": {"mentionees": [{"index": 0, "length": 4, "type": "user", "userId": BOT, "isSelf": true}]}});
+    let someone_else = json!({"type": "text", "id": "m2", "text": "@amy hi", "quoteToken": "q2",
+        "mention": {"mentionees": [{"index": 0, "length": 4, "type": "user", "userId": "Uamy", "isSelf": false}]}});
+    let events = [
+        line_event("G1", json!({"source": group})),
+        line_event("G2", json!({"source": group, "message": mentioned})),
+        line_event("G3", json!({"source": room, "message": someone_else})),
+        line_event(
+            "G4",
+            json!({"source": room, "message": {"type": "text", "id": "m4", "text": "@All", "quoteToken": "q4",
+            "mention": {"mentionees": [{"index": 0, "length": 4, "type": "all"}]}}}),
+        ),
+    ];
+    assert!(
+        run(&setup.worker, &queued(&events), 20_000)
+            .await
+            .is_empty()
+    );
+    let replies = setup.api.reply_bodies().await;
+    assert_eq!(
+        replies.len(),
+        1,
+        "only the message that mentions the bot: {replies:?}"
+    );
+    assert_eq!(replies[0]["replyToken"], "rG2");
+    assert_eq!(replies[0]["messages"][0]["quoteToken"], "q1");
+}
+
+#[tokio::test]
+async fn example_bot_sends_nothing_in_standby() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    let events = [
+        line_event("S1", json!({"mode": "standby"})),
+        line_event(
+            "S2",
+            json!({"mode": "standby", "type": "follow", "follow": {"isUnblocked": false}}),
+        ),
+    ];
+    assert!(
+        run(&setup.worker, &queued(&events), 20_000)
+            .await
+            .is_empty()
+    );
+    assert!(
+        setup.server_requests(&setup.api).await.is_empty(),
+        "no call at all to the API"
+    );
+}
+
+impl Setup {
+    async fn server_requests(&self, api: &FakeApi) -> Vec<Request> {
+        api.server.received_requests().await.unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn example_bot_greets_a_follower_by_their_profile_name() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    let follow = line_event(
+        "F1",
+        json!({"type": "follow", "follow": {"isUnblocked": false}}),
+    );
+    assert!(
+        run(&setup.worker, &queued(&[follow]), 20_000)
+            .await
+            .is_empty()
+    );
+    assert_eq!(setup.api.requests("profile").await.len(), 1);
+    let replies = setup.api.reply_bodies().await;
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        replies[0]["messages"][0]["text"],
+        "Hello, Taro! Thanks for adding me."
+    );
+}
+
+#[tokio::test]
+async fn example_bot_answers_messenger_and_ignores_echoes() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    let setup = Setup::new(&endpoint, Answer::ok()).await;
+    let sample = testkit::event_file("sqs-meta-messenger-message.json");
+    let body = sample["Records"][0]["body"]
+        .as_str()
+        .expect("body")
+        .to_owned();
+    let mut echo: Value = serde_json::from_str(&body).expect("envelope");
+    echo["key"] = json!("meta:m_echo");
+    echo["event"]["message"] = json!({"mid": "m_echo", "is_echo": true, "text": "our own words"});
+    assert!(
+        run(&setup.worker, &[body, echo.to_string()], 20_000)
+            .await
+            .is_empty()
+    );
+    let sends = setup.api.requests("/me/messages").await;
+    assert_eq!(sends.len(), 1);
+    let sent: Value = serde_json::from_slice(&sends[0].body).expect("json");
+    assert_eq!(sent["recipient"]["id"], "2460000000000001");
+    assert_eq!(sent["message"]["text"], "Hello from Messenger");
+    assert_eq!(sends[0].headers["authorization"], "Bearer test-page-token");
+    assert_eq!(setup.api.send.oks(), 1);
+}
+
+#[tokio::test]
+async fn the_sample_sqs_events_drive_the_worker() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    // (file, failed records, LINE replies, Meta sends, profile lookups)
+    let expectations: [(&str, usize, usize, usize, usize); 5] = [
+        ("sqs-line-duplicates.json", 0, 2, 0, 0),
+        ("sqs-line-fifo.json", 0, 1, 0, 0),
+        ("sqs-line-text-message.json", 0, 1, 0, 0),
+        ("sqs-meta-messenger-message.json", 0, 0, 1, 0),
+        ("sqs-poison.json", 2, 1, 0, 1),
+    ];
+    assert_eq!(
+        testkit::event_files("sqs-"),
+        expectations
+            .iter()
+            .map(|e| e.0.to_owned())
+            .collect::<Vec<_>>(),
+        "every worker sample event has an expectation here"
+    );
+    for (file, failed, replies, sends, profiles) in expectations {
+        let setup = Setup::new(&endpoint, Answer::ok()).await;
+        let event: SqsEvent = serde_json::from_value(testkit::event_file(file)).expect("sqs event");
+        let response = worker::handle(&setup.worker, event, now_ms() + 20_000).await;
+        assert_eq!(response.batch_item_failures.len(), failed, "{file}");
+        assert_eq!(
+            setup.api.requests("/v2/bot/message/reply").await.len(),
+            replies,
+            "{file}"
+        );
+        assert_eq!(
+            setup.api.requests("/me/messages").await.len(),
+            sends,
+            "{file}"
+        );
+        assert_eq!(
+            setup.api.requests("profile").await.len(),
+            profiles,
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn the_sample_sqs_events_are_what_the_ingress_queues() {
+    for file in testkit::event_files("sqs-") {
+        let event = testkit::event_file(&file);
+        for record in event["Records"].as_array().expect("records") {
+            let Ok(envelope) = Envelope::decode(record["body"].as_str().expect("body")) else {
+                continue; // the poison samples
+            };
+            let (key, conversation) = match (&envelope.line, &envelope.meta) {
+                (Some(line), _) => {
+                    let head = shared::line::EventHead::of(&envelope.event);
+                    (
+                        head.dedup_key(&line.destination, &envelope.event),
+                        head.conversation_id(&line.destination),
+                    )
+                }
+                (_, Some(meta)) => {
+                    let head = shared::meta::ItemHead::of(
+                        &meta.object,
+                        &meta.entry_id,
+                        meta.list,
+                        &envelope.event,
+                    );
+                    (head.key, head.conversation)
+                }
+                _ => panic!("{file}: no context"),
+            };
+            assert_eq!(envelope.key, key, "{file}");
+            assert_eq!(envelope.conversation, conversation, "{file}");
+            if let Some(group) = record["attributes"]["MessageGroupId"].as_str() {
+                assert_eq!(group, conversation, "{file}");
+            }
+        }
+    }
+}
