@@ -18,7 +18,7 @@ const QUEUE_LIMIT: usize = 262_000;
 
 fn line_event(i: usize) -> String {
     format!(
-        r#"{{"type":"message","message":{{"type":"text","id":"5600000000000{i:05}","quoteToken":"q3Plxr4AgKd-QpHVwCmA6ut7MqBmxl0ZgYxLSr5cFy0mQ3eGm2bHdEUQ-bench{i}","markAsReadToken":"30yhdy232-bench{i}","text":"Hello, this is message {i} with some text \u00e4\u00f6\u00e5 \ud83e\udd28 https:\/\/example.com\/path to make it look real @Bot","mention":{{"mentionees":[{{"index":93,"length":4,"type":"user","userId":"Uf00000000000000000000000000000b0","isSelf":true}}]}}}},"webhookEventId":"01JDEMO{i:019}","deliveryContext":{{"isRedelivery":false}},"timestamp":1763715600{i:03},"source":{{"type":"group","groupId":"Ca56f94637c00000000000000000000gg","userId":"U4af4980629000000000000000000c{i:03}"}},"replyToken":"b60d432864f44d079f6d8efe86cf404b{i}","mode":"active"}}"#
+        r#"{{"type":"message","message":{{"type":"text","id":"5600000000000{i:05}","quoteToken":"q3Plxr4AgKd-QpHVwCmA6ut7MqBmxl0ZgYxLSr5cFy0mQ3eGm2bHdEUQ-bench{i}","markAsReadToken":"30yhdy232-bench{i}","text":"Hello, this is message {i} with some text \u00e4\u00f6\u00e5 \ud83e\udd28 https:\/\/example.com\/path, long enough to bring a one-event request to about one kilobyte, as a typical LINE text message request with a mention, quote and read tokens is. @Bot","mention":{{"mentionees":[{{"index":190,"length":4,"type":"user","userId":"Uf00000000000000000000000000000b0","isSelf":true}}]}}}},"webhookEventId":"01JDEMO{i:019}","deliveryContext":{{"isRedelivery":false}},"timestamp":1763715600{i:03},"source":{{"type":"group","groupId":"Ca56f94637c00000000000000000000gg","userId":"U4af4980629000000000000000000c{i:03}"}},"replyToken":"b60d432864f44d079f6d8efe86cf404b{i}","mode":"active"}}"#
     )
 }
 
