@@ -16,6 +16,7 @@ use crate::line::{Callback, EventHead};
 use crate::meta::{MetaObject, Notification};
 use crate::platform::{MalformedBody, Platform};
 use crate::ports::{EventQueue, QueueMessage};
+use crate::settings::Reloading;
 use crate::signature::{Secrets, SignatureError, VerifyToken, verify_line, verify_meta};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -116,17 +117,37 @@ pub struct Handled {
     pub response: Response<String>,
     pub platform: Option<Platform>,
     pub outcome: Outcome,
+    /// How long the queue took, where events were sent.
+    pub enqueue_time: Option<Duration>,
 }
 
 /// The ingress, built once per process and shared by every request.
 pub struct Ingress {
-    config: IngressConfig,
+    config: Arc<Reloading<IngressConfig>>,
     queue: Arc<dyn EventQueue>,
+    metrics: bool,
 }
 
 impl Ingress {
+    /// An ingress with a fixed configuration.
     pub fn new(config: IngressConfig, queue: Arc<dyn EventQueue>) -> Ingress {
-        Ingress { config, queue }
+        Ingress::reloading(Reloading::fixed(config), queue)
+    }
+
+    /// An ingress whose configuration (secrets) is rebuilt from its source in the background.
+    pub fn reloading(config: Arc<Reloading<IngressConfig>>, queue: Arc<dyn EventQueue>) -> Ingress {
+        Ingress {
+            config,
+            queue,
+            metrics: false,
+        }
+    }
+
+    /// Also writes CloudWatch Embedded Metric Format records: `EventsAccepted`,
+    /// `RequestsRejected` (by `Reason`), `EnqueueFailures` and `EnqueueTime`, for `Service=ingress`.
+    pub fn with_metrics(mut self, on: bool) -> Ingress {
+        self.metrics = on;
+        self
     }
 
     /// Handles one request and writes its one structured log line.
@@ -146,11 +167,45 @@ impl Ingress {
             duration_us = started.elapsed().as_micros() as u64,
             "request"
         );
+        if self.metrics {
+            self.emit_metrics(&handled);
+        }
         handled.response
+    }
+
+    fn emit_metrics(&self, handled: &Handled) {
+        use crate::telemetry::{Metric, emit_metrics};
+        let enqueue_ms = handled
+            .enqueue_time
+            .map_or(0.0, |t| t.as_secs_f64() * 1000.0);
+        match &handled.outcome {
+            Outcome::Accepted { events } => emit_metrics(
+                &[("Service", "ingress")],
+                &[
+                    Metric::count("EventsAccepted", *events),
+                    Metric::milliseconds("EnqueueTime", enqueue_ms),
+                ],
+            ),
+            Outcome::EnqueueFailed { events } => emit_metrics(
+                &[("Service", "ingress")],
+                &[
+                    Metric::count("EnqueueFailures", 1),
+                    Metric::count("EventsNotQueued", *events),
+                    Metric::milliseconds("EnqueueTime", enqueue_ms),
+                ],
+            ),
+            Outcome::Rejected { reason } => emit_metrics(
+                &[("Service", "ingress"), ("Reason", reason)],
+                &[Metric::count("RequestsRejected", 1)],
+            ),
+            Outcome::Verified => {}
+        }
     }
 
     /// Handles one request without logging; for callers that report outcomes themselves.
     pub async fn handle_request(&self, request: Request<Bytes>) -> Handled {
+        let config = self.config.current();
+        let config = config.as_ref();
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
         let path = path
@@ -158,17 +213,17 @@ impl Ingress {
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
         match path {
-            "/line" if self.config.line_secrets.is_some() => {
+            "/line" if config.line_secrets.is_some() => {
                 let handled = match parts.method {
-                    Method::POST => self.line(&parts.headers, &body).await,
+                    Method::POST => self.line(config, &parts.headers, &body).await,
                     _ => method_not_allowed("POST"),
                 };
                 handled.on(Platform::Line)
             }
-            "/meta" if self.config.meta_secrets.is_some() => {
+            "/meta" if config.meta_secrets.is_some() => {
                 let handled = match parts.method {
-                    Method::POST => self.meta(&parts.headers, &body).await,
-                    Method::GET => self.meta_verification(parts.uri.query().unwrap_or("")),
+                    Method::POST => self.meta(config, &parts.headers, &body).await,
+                    Method::GET => meta_verification(config, parts.uri.query().unwrap_or("")),
                     _ => method_not_allowed("GET, POST"),
                 };
                 handled.on(Platform::Meta)
@@ -177,11 +232,16 @@ impl Ingress {
         }
     }
 
-    async fn line(&self, headers: &http::HeaderMap, body: &Bytes) -> Handled {
-        if let Some(refusal) = self.refuse_size(body) {
+    async fn line(
+        &self,
+        config: &IngressConfig,
+        headers: &http::HeaderMap,
+        body: &Bytes,
+    ) -> Handled {
+        if let Some(refusal) = refuse_size(config, body) {
             return refusal;
         }
-        let Some(secrets) = &self.config.line_secrets else {
+        let Some(secrets) = &config.line_secrets else {
             return rejected(StatusCode::NOT_FOUND, "not_found", "not found");
         };
         let signature = headers.get("x-line-signature").map(|v| v.as_bytes());
@@ -193,16 +253,21 @@ impl Ingress {
             Err(error) => return malformed(&error),
         };
         match line_messages(&callback, now_ms(), self.queue.max_message_bytes()) {
-            Ok(messages) => self.enqueue(messages).await,
+            Ok(messages) => self.enqueue(config, messages).await,
             Err(error) => encode_failed(&error),
         }
     }
 
-    async fn meta(&self, headers: &http::HeaderMap, body: &Bytes) -> Handled {
-        if let Some(refusal) = self.refuse_size(body) {
+    async fn meta(
+        &self,
+        config: &IngressConfig,
+        headers: &http::HeaderMap,
+        body: &Bytes,
+    ) -> Handled {
+        if let Some(refusal) = refuse_size(config, body) {
             return refusal;
         }
-        let Some(secrets) = &self.config.meta_secrets else {
+        let Some(secrets) = &config.meta_secrets else {
             return rejected(StatusCode::NOT_FOUND, "not_found", "not found");
         };
         let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
@@ -222,60 +287,19 @@ impl Ingress {
             );
         }
         match meta_messages(&notification, now_ms(), self.queue.max_message_bytes()) {
-            Ok(messages) => self.enqueue(messages).await,
+            Ok(messages) => self.enqueue(config, messages).await,
             Err(error) => encode_failed(&error),
         }
     }
 
-    fn meta_verification(&self, query: &str) -> Handled {
-        let refused = || rejected(StatusCode::FORBIDDEN, "verification_refused", "forbidden");
-        let Some(token) = &self.config.meta_verify_token else {
-            return refused();
-        };
-        let (mut mode, mut verify_token, mut challenge) = (None, None, None);
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let slot = match name.as_ref() {
-                "hub.mode" => &mut mode,
-                "hub.verify_token" => &mut verify_token,
-                "hub.challenge" => &mut challenge,
-                _ => continue,
-            };
-            if slot.replace(value).is_some() {
-                // A repeated parameter is ambiguous: refuse rather than guess which one counts.
-                return refused();
-            }
-        }
-        match (mode, verify_token, challenge) {
-            (Some(mode), Some(candidate), Some(challenge))
-                if mode == "subscribe" && token.matches(candidate.as_bytes()) =>
-            {
-                Handled {
-                    response: text(StatusCode::OK, challenge.into_owned()),
-                    platform: None,
-                    outcome: Outcome::Verified,
-                }
-            }
-            _ => refused(),
-        }
-    }
-
-    fn refuse_size(&self, body: &Bytes) -> Option<Handled> {
-        (body.len() > self.config.max_body_bytes).then(|| {
-            rejected(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "payload too large",
-            )
-        })
-    }
-
-    async fn enqueue(&self, messages: Vec<QueueMessage>) -> Handled {
+    async fn enqueue(&self, config: &IngressConfig, messages: Vec<QueueMessage>) -> Handled {
         let events = messages.len();
         if events == 0 {
             return accepted(0);
         }
-        let deadline = Instant::now() + self.config.enqueue_budget;
-        match self.queue.send_all(&messages, deadline).await {
+        let started = Instant::now();
+        let deadline = started + config.enqueue_budget;
+        let mut handled = match self.queue.send_all(&messages, deadline).await {
             Ok(()) => accepted(events),
             Err(error) => {
                 tracing::error!(target: "ingress", error = %error, events, "events not queued; answering 503 so that the platform retries");
@@ -283,10 +307,56 @@ impl Ingress {
                     response: text(StatusCode::SERVICE_UNAVAILABLE, "events not queued, retry"),
                     platform: None,
                     outcome: Outcome::EnqueueFailed { events },
+                    enqueue_time: None,
                 }
             }
+        };
+        handled.enqueue_time = Some(started.elapsed());
+        handled
+    }
+}
+
+fn meta_verification(config: &IngressConfig, query: &str) -> Handled {
+    let refused = || rejected(StatusCode::FORBIDDEN, "verification_refused", "forbidden");
+    let Some(token) = &config.meta_verify_token else {
+        return refused();
+    };
+    let (mut mode, mut verify_token, mut challenge) = (None, None, None);
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let slot = match name.as_ref() {
+            "hub.mode" => &mut mode,
+            "hub.verify_token" => &mut verify_token,
+            "hub.challenge" => &mut challenge,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            // A repeated parameter is ambiguous: refuse rather than guess which one counts.
+            return refused();
         }
     }
+    match (mode, verify_token, challenge) {
+        (Some(mode), Some(candidate), Some(challenge))
+            if mode == "subscribe" && token.matches(candidate.as_bytes()) =>
+        {
+            Handled {
+                response: text(StatusCode::OK, challenge.into_owned()),
+                platform: None,
+                outcome: Outcome::Verified,
+                enqueue_time: None,
+            }
+        }
+        _ => refused(),
+    }
+}
+
+fn refuse_size(config: &IngressConfig, body: &Bytes) -> Option<Handled> {
+    (body.len() > config.max_body_bytes).then(|| {
+        rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "payload too large",
+        )
+    })
 }
 
 impl Handled {
@@ -417,6 +487,7 @@ fn accepted(events: usize) -> Handled {
         response: text(StatusCode::OK, "OK"),
         platform: None,
         outcome: Outcome::Accepted { events },
+        enqueue_time: None,
     }
 }
 
@@ -425,6 +496,7 @@ fn rejected(status: StatusCode, reason: &'static str, message: &'static str) -> 
         response: text(status, message),
         platform: None,
         outcome: Outcome::Rejected { reason },
+        enqueue_time: None,
     }
 }
 
@@ -463,5 +535,6 @@ fn encode_failed(error: &serde_json::Error) -> Handled {
         outcome: Outcome::Rejected {
             reason: "encode_failed",
         },
+        enqueue_time: None,
     }
 }

@@ -15,6 +15,7 @@
 //! | [`clients`] | LINE and Meta API clients with timeouts and retries, for replying |
 //! | [`ports`] | the traits the functions use: the event queue and the idempotency store |
 //! | [`adapters`] | the ports over SQS and DynamoDB, and in memory |
+//! | [`settings`] | secrets and settings from the environment or a secret source, reloaded in the background |
 //! | [`telemetry`] | JSON logs |
 //!
 //! The models are forward compatible: an unknown event type, message type, source type,
@@ -32,6 +33,7 @@ pub mod line;
 pub mod meta;
 pub mod platform;
 pub mod ports;
+pub mod settings;
 pub mod signature;
 pub mod telemetry;
 pub mod worker;

@@ -20,6 +20,7 @@ use crate::bot::{Bot, BotEvent};
 use crate::clients::Clients;
 use crate::envelope::Envelope;
 use crate::ports::{Claim, IdempotencyStore};
+use crate::settings::Reloading;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -153,7 +154,7 @@ impl BatchReport {
 pub struct Worker {
     store: Arc<dyn IdempotencyStore>,
     bot: Arc<dyn Bot>,
-    clients: Clients,
+    clients: Arc<Reloading<Clients>>,
     config: WorkerConfig,
 }
 
@@ -164,10 +165,21 @@ struct Pending {
 }
 
 impl Worker {
+    /// A worker with fixed API clients.
     pub fn new(
         store: Arc<dyn IdempotencyStore>,
         bot: Arc<dyn Bot>,
         clients: Clients,
+        config: WorkerConfig,
+    ) -> Worker {
+        Worker::reloading(store, bot, Reloading::fixed(clients), config)
+    }
+
+    /// A worker whose API clients (access tokens) are rebuilt from their source in the background.
+    pub fn reloading(
+        store: Arc<dyn IdempotencyStore>,
+        bot: Arc<dyn Bot>,
+        clients: Arc<Reloading<Clients>>,
         config: WorkerConfig,
     ) -> Worker {
         Worker {
@@ -313,7 +325,8 @@ impl Worker {
 
     async fn run_claimed(&self, envelope: Envelope, handler_deadline: Instant) -> RecordOutcome {
         let event = BotEvent::from_envelope(envelope, handler_deadline);
-        let handling = AssertUnwindSafe(self.bot.handle(&event, &self.clients)).catch_unwind();
+        let clients = self.clients.current();
+        let handling = AssertUnwindSafe(self.bot.handle(&event, &clients)).catch_unwind();
         let failure = match tokio::time::timeout_at(handler_deadline, handling).await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(error))) => Some(format!("handler failed: {error}")),

@@ -4,8 +4,10 @@
 pub mod apigw;
 
 use apigw::{HttpEvent, HttpResponse};
+use shared::adapters::secrets_manager;
 use shared::adapters::sqs::{SqsQueue, SqsTuning};
 use shared::ingress::{Ingress, IngressConfig};
+use shared::settings::{DEFAULT_REFRESH, Reloading};
 use std::sync::Arc;
 
 /// Handles one Lambda HTTP event.
@@ -28,25 +30,34 @@ pub async fn handle(ingress: &Ingress, event: HttpEvent) -> HttpResponse {
 pub enum StartError {
     #[error("QUEUE_URL is not set: the ingress needs the SQS queue's URL")]
     NoQueueUrl,
-    #[error(transparent)]
-    Config(#[from] shared::ingress::ConfigError),
+    #[error("settings: {0}")]
+    Settings(String),
 }
 
-/// Builds the ingress from the environment: the configuration of
-/// [`IngressConfig::from_env`], `QUEUE_URL` and [`SqsTuning::from_env`], with an SQS client from the default AWS
-/// configuration chain (which honours `AWS_ENDPOINT_URL`).
+/// Builds the ingress from the environment: `QUEUE_URL`, [`SqsTuning::from_env`], and the
+/// settings of [`IngressConfig::from_vars`] looked up in the environment and then in the Secrets
+/// Manager secret named by `GATEWAY_SECRET_ID` (when set), reloaded every few minutes. AWS clients
+/// come from the default configuration chain, which honours `AWS_ENDPOINT_URL`.
 pub async fn from_env() -> Result<Ingress, StartError> {
-    let config = IngressConfig::from_env()?;
     let queue_url = std::env::var("QUEUE_URL")
         .ok()
         .filter(|url| !url.is_empty())
         .ok_or(StartError::NoQueueUrl)?;
-    if config.line_secrets.is_none() && config.meta_secrets.is_none() {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = Reloading::start(
+        secrets_manager::source_from_env(&sdk),
+        DEFAULT_REFRESH,
+        |var| IngressConfig::from_vars(var),
+    )
+    .await
+    .map_err(StartError::Settings)?;
+    let current = config.current();
+    if current.line_secrets.is_none() && current.meta_secrets.is_none() {
         tracing::warn!(target: "ingress", "neither LINE_CHANNEL_SECRET nor META_APP_SECRET is set: every route answers 404");
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let tuning = SqsTuning::from_env();
     let queue =
         SqsQueue::new(SqsQueue::client_for_ingress(&sdk, tuning), queue_url).with_tuning(tuning);
-    Ok(Ingress::new(config, Arc::new(queue)))
+    Ok(Ingress::reloading(config, Arc::new(queue))
+        .with_metrics(shared::telemetry::metrics_enabled()))
 }

@@ -7,7 +7,8 @@
 //!   display name (profile API); in group and room chats answers only when mentioned; sends
 //!   nothing while the channel is in `standby`; logs an `unsend` as the point where stored copies
 //!   of the message must be deleted.
-//! - Messenger and Instagram: answers a text message through the Send API; ignores echoes.
+//! - Messenger and Instagram: answers a text message through the Send API; ignores echoes, and
+//!   events of threads another app controls (`standby`).
 //! - Without access tokens it logs each event it handles (type, key, conversation), never its
 //!   content.
 
@@ -16,7 +17,7 @@ use shared::bot::{Bot, BotError, BotEvent, BotEventKind};
 use shared::clients::Clients;
 use shared::clients::line::{is_invalid_reply_token, text_message};
 use shared::line::{self, EventKind, MessageContent};
-use shared::meta::{self, MessagingKind};
+use shared::meta::{self, ItemList, MessagingKind};
 
 /// The example bot: an echo bot with manners.
 #[derive(Debug, Default, Clone)]
@@ -30,7 +31,14 @@ impl Bot for ExampleBot {
                 destination,
                 event: line_event,
             } => handle_line(event, destination, line_event, clients).await,
-            BotEventKind::Meta { item, .. } => handle_meta(event, item, clients).await,
+            BotEventKind::Meta { context, item } => {
+                if context.list == ItemList::Standby {
+                    // Another app controls this thread (handover protocol): listen, never answer.
+                    log_event(event, "standby: not answering");
+                    return Ok(());
+                }
+                handle_meta(event, item, clients).await
+            }
             BotEventKind::Unreadable { reason } => {
                 tracing::warn!(key = %event.key, %reason, "event this version cannot read; kept in the queue message");
                 Ok(())

@@ -6,7 +6,9 @@ pub mod bot;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::adapters::dynamodb::DynamoDbStore;
+use shared::adapters::secrets_manager;
 use shared::clients::Clients;
+use shared::settings::{DEFAULT_REFRESH, Reloading};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::sync::Arc;
 
@@ -22,6 +24,24 @@ pub async fn handle(worker: &Worker, event: SqsEvent, deadline_ms: i64) -> SqsBa
         })
         .collect();
     let report = worker.process(&records, deadline_ms).await;
+    if shared::telemetry::metrics_enabled() {
+        use shared::telemetry::{Metric, emit_metrics};
+        use shared::worker::RecordOutcome as O;
+        let failures = report.count(&O::Failed) + report.count(&O::OutOfTime);
+        emit_metrics(
+            &[("Service", "worker")],
+            &[
+                Metric::count("EventsHandled", report.count(&O::Handled)),
+                Metric::count("DuplicatesSkipped", report.count(&O::Duplicate)),
+                Metric::count("HandlerFailures", failures),
+                Metric::count("PoisonMessages", report.count(&O::Poison)),
+                Metric::count(
+                    "RetriedLater",
+                    report.count(&O::InProgressElsewhere) + report.count(&O::Blocked),
+                ),
+            ],
+        );
+    }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
         .failed_message_ids()
@@ -42,10 +62,14 @@ pub enum StartError {
     NoTable,
     #[error(transparent)]
     Config(#[from] shared::ingress::ConfigError),
+    #[error("settings: {0}")]
+    Settings(String),
 }
 
 /// Builds the worker from the environment: `IDEMPOTENCY_TABLE`, [`WorkerConfig::from_vars`],
-/// the API clients of [`Clients::from_env`], and the example bot.
+/// the API clients of [`Clients::from_vars`] with their tokens looked up in the environment and
+/// then in the Secrets Manager secret named by `GATEWAY_SECRET_ID` (reloaded every few minutes),
+/// and the example bot.
 pub async fn from_env() -> Result<Worker, StartError> {
     let table = std::env::var("IDEMPOTENCY_TABLE")
         .ok()
@@ -53,11 +77,18 @@ pub async fn from_env() -> Result<Worker, StartError> {
         .ok_or(StartError::NoTable)?;
     let config = WorkerConfig::from_vars(|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = Reloading::start(
+        secrets_manager::source_from_env(&sdk),
+        DEFAULT_REFRESH,
+        |var| Ok::<_, std::convert::Infallible>(Clients::from_vars(var)),
+    )
+    .await
+    .map_err(StartError::Settings)?;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    Ok(Worker::new(
+    Ok(Worker::reloading(
         Arc::new(store),
         Arc::new(bot::ExampleBot),
-        Clients::from_env(),
+        clients,
         config,
     ))
 }

@@ -6,9 +6,12 @@
 //! | [`memory::MemoryQueue`] | [`EventQueue`](crate::ports::EventQueue) | unit tests, embedding |
 //! | [`dynamodb::DynamoDbStore`] | [`IdempotencyStore`](crate::ports::IdempotencyStore) | AWS (and moto in tests) |
 //! | [`memory::MemoryStore`] | [`IdempotencyStore`](crate::ports::IdempotencyStore) | unit tests, embedding |
+//! | [`secrets_manager::SecretsManagerSource`] | [`SecretSource`](crate::settings::SecretSource) | AWS (and moto in tests) |
 
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod memory;
+#[cfg(feature = "aws")]
+pub mod secrets_manager;
 #[cfg(feature = "aws")]
 pub mod sqs;
