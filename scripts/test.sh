@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Testing"; .ci/run runs exactly this).
 #
-# It installs the pinned tools it needs (scripts/tools.sh), starts moto on a free loopback port,
-# runs formatting, lints and every test against it, and stops what it started.
+# It installs the pinned tools it needs (scripts/tools.sh), checks formatting, lints and the SAM
+# template, starts moto on a free loopback port, runs every test and the end-to-end test against
+# it, builds both functions with `sam build`, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,6 +12,7 @@ ROOT=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export PATH="$ROOT/.tools/venv/bin:$PATH"
+export SAM_CLI_TELEMETRY=0
 
 step() { printf '\n==> %s\n' "$*"; }
 PIDS=()
@@ -40,7 +42,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tools (pinned, in .tools/venv)"
 scripts/tools.sh
 
-step "moto (local SQS and DynamoDB)"
+step "SAM template (sam validate --lint)"
+AWS_REGION=us-east-1 sam validate --lint
+
+step "moto (local SQS, DynamoDB and Secrets Manager)"
 MOTO_PORT=$(free_port)
 mkdir -p target/logs
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" > target/logs/moto.log 2>&1 &
@@ -52,5 +57,15 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 
 step "unit, integration and property tests (cargo test)"
 cargo test --workspace --locked
+
+step "end to end: both functions under cargo lambda watch, every sample event twice"
+"$ROOT/.tools/venv/bin/python" scripts/e2e.py
+
+step "deployable build (sam build, x86_64: the only target these machines have)"
+sam build --parameter-overrides Architecture=x86_64
+for function in IngressFunction WorkerFunction; do
+  test -x ".aws-sam/build/$function/bootstrap" || { echo "sam build did not produce $function/bootstrap" >&2; exit 1; }
+done
+ls -l .aws-sam/build/*/bootstrap
 
 step "all checks passed"

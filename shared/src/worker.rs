@@ -294,6 +294,13 @@ impl Worker {
             .checked_sub(self.config.safety_margin)
             .unwrap_or(deadline);
         if started >= handler_deadline {
+            tracing::warn!(
+                target: "worker",
+                key = %envelope.key,
+                remaining_ms = deadline.saturating_duration_since(started).as_millis() as u64,
+                margin_ms = self.config.safety_margin.as_millis() as u64,
+                "too little time left in the invocation to start this event; it will be retried"
+            );
             return RecordOutcome::OutOfTime;
         }
         let key = envelope.key.clone();

@@ -23,6 +23,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent, deadline_ms: i64) -> SqsBa
             group_id: record.attributes.get("MessageGroupId").cloned(),
         })
         .collect();
+    let deadline_ms = absolute_deadline(deadline_ms, now_ms());
     let report = worker.process(&records, deadline_ms).await;
     if shared::telemetry::metrics_enabled() {
         use shared::telemetry::{Metric, emit_metrics};
@@ -53,6 +54,42 @@ pub async fn handle(worker: &Worker, event: SqsEvent, deadline_ms: i64) -> SqsBa
         })
         .collect();
     response
+}
+
+/// Lambda gives the invocation's deadline in milliseconds since the epoch; `cargo lambda watch`
+/// gives the function's timeout in milliseconds instead. A value before 2001 cannot be a real
+/// deadline, so it is read as a duration from now.
+pub fn absolute_deadline(deadline_ms: i64, now_ms: i64) -> i64 {
+    const YEAR_2001_MS: i64 = 978_307_200_000;
+    if deadline_ms < YEAR_2001_MS {
+        now_ms.saturating_add(deadline_ms.max(0))
+    } else {
+        deadline_ms
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute_deadline;
+
+    #[test]
+    fn deadlines_are_absolute_or_read_as_durations() {
+        let now = 1_763_715_600_000;
+        assert_eq!(absolute_deadline(now + 30_000, now), now + 30_000, "Lambda");
+        assert_eq!(
+            absolute_deadline(600_000, now),
+            now + 600_000,
+            "cargo lambda watch"
+        );
+        assert_eq!(absolute_deadline(-5, now), now);
+    }
 }
 
 /// Why the function cannot start.
