@@ -6,6 +6,7 @@
 //! | [`memory::MemoryQueue`] | [`EventQueue`](crate::ports::EventQueue) | unit tests, embedding |
 //! | [`dynamodb::DynamoDbStore`] | [`IdempotencyStore`](crate::ports::IdempotencyStore) | AWS (and moto in tests) |
 //! | [`memory::MemoryStore`] | [`IdempotencyStore`](crate::ports::IdempotencyStore) | unit tests, embedding |
+//! | [`sqlite::SqliteQueue`], [`sqlite::SqliteStore`] | both | the local pipeline: durable, embedded |
 //! | [`secrets_manager::SecretsManagerSource`] | [`SecretSource`](crate::settings::SecretSource) | AWS (and moto in tests) |
 
 #[cfg(feature = "aws")]
@@ -13,5 +14,7 @@ pub mod dynamodb;
 pub mod memory;
 #[cfg(feature = "aws")]
 pub mod secrets_manager;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;

@@ -1,0 +1,607 @@
+//! Embedded, durable adapters on SQLite, for the local pipeline: a queue with SQS's contract and
+//! an idempotency store with DynamoDB's, in one file.
+//!
+//! SQLite because it is one file, needs no server, survives a crash (write-ahead log with
+//! `synchronous = FULL`: a message is on disk before the ingress answers `200`), and its
+//! transactions give the queue's receive and the store's conditional claim the same atomicity as
+//! SQS and DynamoDB.
+//!
+//! The queue keeps SQS's semantics: a received message is invisible for the visibility timeout
+//! and comes back if it is not deleted; each receive counts; a message received `max_receives`
+//! times without being deleted moves to the dead-letter state at its next receive, where it can be
+//! listed and redriven.
+
+use crate::ports::{Claim, EnqueueError, EventQueue, IdempotencyStore, QueueMessage, StoreError};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// A SQLite database holding the queue and the idempotency records.
+pub struct SqliteDb {
+    connection: Mutex<Connection>,
+}
+
+/// A SQLite operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("sqlite {operation}: {source}")]
+pub struct SqliteError {
+    pub operation: &'static str,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl SqliteDb {
+    /// Opens (and creates, if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Arc<SqliteDb>, SqliteError> {
+        let error = |operation| move |source| SqliteError { operation, source };
+        let connection = Connection::open(path).map_err(error("open"))?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 5000;
+                 CREATE TABLE IF NOT EXISTS queue (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     key TEXT NOT NULL,
+                     conversation TEXT NOT NULL,
+                     platform TEXT NOT NULL,
+                     body TEXT NOT NULL,
+                     enqueued_at INTEGER NOT NULL,
+                     visible_at INTEGER NOT NULL,
+                     receive_count INTEGER NOT NULL DEFAULT 0,
+                     dead_at INTEGER,
+                     last_error TEXT
+                 );
+                 CREATE INDEX IF NOT EXISTS queue_ready ON queue (dead_at, visible_at, id);
+                 CREATE TABLE IF NOT EXISTS idempotency (
+                     id TEXT PRIMARY KEY,
+                     status TEXT NOT NULL,
+                     expiration INTEGER NOT NULL,
+                     in_progress_expiration INTEGER NOT NULL
+                 );",
+            )
+            .map_err(error("create schema"))?;
+        Ok(Arc::new(SqliteDb {
+            connection: Mutex::new(connection),
+        }))
+    }
+
+    /// Runs `work` on the connection on a blocking thread.
+    async fn run<T, F>(self: &Arc<Self>, operation: &'static str, work: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut connection = db.connection.lock().unwrap_or_else(|e| e.into_inner());
+            work(&mut connection)
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(|source| SqliteError { operation, source }),
+            Err(_) => Err(SqliteError {
+                operation,
+                source: rusqlite::Error::ExecuteReturnedResults,
+            }),
+        }
+    }
+}
+
+/// A message handed out by [`SqliteQueue::receive`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub id: i64,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: i64,
+}
+
+/// A message in the dead-letter state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub key: String,
+    pub platform: String,
+    pub conversation: String,
+    pub receive_count: i64,
+    pub dead_at_ms: i64,
+    pub last_error: Option<String>,
+}
+
+/// The event queue in SQLite.
+#[derive(Clone)]
+pub struct SqliteQueue {
+    db: Arc<SqliteDb>,
+    arrived: Arc<Notify>,
+    max_receives: i64,
+}
+
+impl SqliteQueue {
+    /// A queue whose messages go to the dead-letter state after `max_receives` receives.
+    pub fn new(db: Arc<SqliteDb>, max_receives: u32) -> SqliteQueue {
+        SqliteQueue {
+            db,
+            arrived: Arc::new(Notify::new()),
+            max_receives: i64::from(max_receives.max(1)),
+        }
+    }
+
+    /// Waits until a message may have arrived, or `timeout` passes.
+    pub async fn wait_for_messages(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.arrived.notified()).await;
+    }
+
+    /// Receives up to `max` visible messages, hiding them for `visibility`. Messages received
+    /// `max_receives` times already go to the dead-letter state instead.
+    pub async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, SqliteError> {
+        let max_receives = self.max_receives;
+        let visibility = visibility.as_millis() as i64;
+        self.db
+            .run("receive", move |connection| {
+                let now = now_ms();
+                let transaction = connection.transaction()?;
+                let candidates: Vec<(i64, String, i64)> = {
+                    let mut statement = transaction.prepare_cached(
+                        "SELECT id, body, receive_count FROM queue
+                         WHERE dead_at IS NULL AND visible_at <= ?1 ORDER BY id LIMIT ?2",
+                    )?;
+                    statement
+                        .query_map(params![now, max as i64], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })?
+                        .collect::<rusqlite::Result<_>>()?
+                };
+                let mut received = Vec::with_capacity(candidates.len());
+                for (id, body, count) in candidates {
+                    if count >= max_receives {
+                        transaction.execute(
+                            "UPDATE queue SET dead_at = ?1 WHERE id = ?2",
+                            params![now, id],
+                        )?;
+                        continue;
+                    }
+                    transaction.execute(
+                        "UPDATE queue SET receive_count = receive_count + 1, visible_at = ?1 WHERE id = ?2",
+                        params![now + visibility, id],
+                    )?;
+                    received.push(Received {
+                        id,
+                        body,
+                        receive_count: count + 1,
+                    });
+                }
+                transaction.commit()?;
+                Ok(received)
+            })
+            .await
+    }
+
+    /// Deletes handled messages.
+    pub async fn delete(&self, ids: Vec<i64>) -> Result<(), SqliteError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .run("delete", move |connection| {
+                let transaction = connection.transaction()?;
+                for id in ids {
+                    transaction.execute("DELETE FROM queue WHERE id = ?1", params![id])?;
+                }
+                transaction.commit()
+            })
+            .await
+    }
+
+    /// Notes why a message failed; it stays invisible until its visibility timeout ends.
+    pub async fn record_failure(&self, id: i64, reason: String) -> Result<(), SqliteError> {
+        self.db
+            .run("record failure", move |connection| {
+                connection
+                    .execute(
+                        "UPDATE queue SET last_error = ?1 WHERE id = ?2",
+                        params![reason, id],
+                    )
+                    .map(|_| ())
+            })
+            .await
+    }
+
+    /// Messages waiting (not dead), visible or not.
+    pub async fn pending(&self) -> Result<i64, SqliteError> {
+        self.db
+            .run("count", |connection| {
+                connection.query_row(
+                    "SELECT COUNT(*) FROM queue WHERE dead_at IS NULL",
+                    [],
+                    |row| row.get(0),
+                )
+            })
+            .await
+    }
+
+    /// Every message in the dead-letter state, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, SqliteError> {
+        self.db
+            .run("list dead letters", |connection| {
+                let mut statement = connection.prepare(
+                    "SELECT id, key, platform, conversation, receive_count, dead_at, last_error
+                     FROM queue WHERE dead_at IS NOT NULL ORDER BY id",
+                )?;
+                let rows = statement.query_map([], |row| {
+                    Ok(DeadLetter {
+                        id: row.get(0)?,
+                        key: row.get(1)?,
+                        platform: row.get(2)?,
+                        conversation: row.get(3)?,
+                        receive_count: row.get(4)?,
+                        dead_at_ms: row.get(5)?,
+                        last_error: row.get(6)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+
+    /// Puts dead letters back in the queue with a fresh receive count: one (`Some(id)`) or all.
+    /// Returns how many moved.
+    pub async fn redrive(&self, id: Option<i64>) -> Result<usize, SqliteError> {
+        let moved = self
+            .db
+            .run("redrive", move |connection| {
+                let now = now_ms();
+                match id {
+                    Some(id) => connection.execute(
+                        "UPDATE queue SET dead_at = NULL, receive_count = 0, visible_at = ?1
+                         WHERE id = ?2 AND dead_at IS NOT NULL",
+                        params![now, id],
+                    ),
+                    None => connection.execute(
+                        "UPDATE queue SET dead_at = NULL, receive_count = 0, visible_at = ?1
+                         WHERE dead_at IS NOT NULL",
+                        params![now],
+                    ),
+                }
+            })
+            .await?;
+        self.arrived.notify_one();
+        Ok(moved)
+    }
+}
+
+#[async_trait]
+impl EventQueue for SqliteQueue {
+    async fn send_all(
+        &self,
+        messages: &[QueueMessage],
+        deadline: Instant,
+    ) -> Result<(), EnqueueError> {
+        let total = messages.len();
+        let rows: Vec<(String, String, String, String)> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.key.clone(),
+                    m.conversation.clone(),
+                    m.platform.as_str().to_owned(),
+                    m.body.clone(),
+                )
+            })
+            .collect();
+        let writing = self.db.run("enqueue", move |connection| {
+            let now = now_ms();
+            let transaction = connection.transaction()?;
+            {
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO queue (key, conversation, platform, body, enqueued_at, visible_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                )?;
+                for (key, conversation, platform, body) in &rows {
+                    insert.execute(params![key, conversation, platform, body, now])?;
+                }
+            }
+            transaction.commit()
+        });
+        match tokio::time::timeout_at(deadline, writing).await {
+            Ok(Ok(())) => {
+                self.arrived.notify_one();
+                Ok(())
+            }
+            Ok(Err(error)) => Err(EnqueueError {
+                total,
+                failed: total,
+                reason: error.to_string(),
+            }),
+            Err(_) => Err(EnqueueError {
+                total,
+                failed: total,
+                reason: "the database did not commit within the budget".into(),
+            }),
+        }
+    }
+
+    fn max_message_bytes(&self) -> usize {
+        // SQLite takes any size this gateway accepts; keep SQS's limit so that what works
+        // locally works on AWS.
+        256 * 1024 - 32
+    }
+}
+
+/// The idempotency store in SQLite, with the DynamoDB adapter's semantics.
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Arc<SqliteDb>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<SqliteDb>) -> SqliteStore {
+        SqliteStore { db }
+    }
+
+    fn error(operation: &'static str, key: &str, error: SqliteError) -> StoreError {
+        StoreError {
+            operation,
+            key: key.to_owned(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn claim(
+        &self,
+        key: &str,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let id = key.to_owned();
+        self.db
+            .run("claim", move |connection| {
+                let transaction = connection.transaction()?;
+                let existing: Option<(String, i64, i64)> = transaction
+                    .query_row(
+                        "SELECT status, expiration, in_progress_expiration FROM idempotency WHERE id = ?1",
+                        params![id],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                    .optional()?;
+                if let Some((status, expiration, in_progress_until)) = existing {
+                    // The DynamoDB adapter's condition, at the same (seconds) granularity.
+                    let expired = expiration < now_ms / 1000;
+                    let lapsed = status == "INPROGRESS" && in_progress_until < now_ms;
+                    if !expired && !lapsed {
+                        return Ok(if status == "COMPLETED" {
+                            Claim::AlreadyCompleted
+                        } else {
+                            Claim::InProgressElsewhere {
+                                until_ms: in_progress_until,
+                            }
+                        });
+                    }
+                }
+                transaction.execute(
+                    "INSERT OR REPLACE INTO idempotency (id, status, expiration, in_progress_expiration)
+                     VALUES (?1, 'INPROGRESS', ?2, ?3)",
+                    params![id, expires_at_ms / 1000, in_progress_until_ms],
+                )?;
+                transaction.commit()?;
+                Ok(Claim::Claimed)
+            })
+            .await
+            .map_err(|e| Self::error("claim", key, e))
+    }
+
+    async fn complete(&self, key: &str, expires_at_ms: i64) -> Result<(), StoreError> {
+        let id = key.to_owned();
+        self.db
+            .run("complete", move |connection| {
+                connection
+                    .execute(
+                        "INSERT OR REPLACE INTO idempotency (id, status, expiration, in_progress_expiration)
+                         VALUES (?1, 'COMPLETED', ?2, 0)",
+                        params![id, expires_at_ms / 1000],
+                    )
+                    .map(|_| ())
+            })
+            .await
+            .map_err(|e| Self::error("complete", key, e))
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let id = key.to_owned();
+        self.db
+            .run("release", move |connection| {
+                connection
+                    .execute(
+                        "DELETE FROM idempotency WHERE id = ?1 AND status = 'INPROGRESS'",
+                        params![id],
+                    )
+                    .map(|_| ())
+            })
+            .await
+            .map_err(|e| Self::error("release", key, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Platform;
+
+    fn message(key: &str) -> QueueMessage {
+        QueueMessage {
+            key: key.into(),
+            conversation: "c".into(),
+            platform: Platform::Line,
+            body: format!("{{\"key\":\"{key}\"}}"),
+        }
+    }
+
+    fn temp_db() -> (tempfile::TempDir, Arc<SqliteDb>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(&dir.path().join("gateway.db")).expect("open");
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn the_queue_keeps_the_sqs_contract() {
+        let (_dir, db) = temp_db();
+        let queue = SqliteQueue::new(db, 2);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        queue
+            .send_all(&[message("a"), message("b")], deadline)
+            .await
+            .expect("send");
+        let first = queue
+            .receive(10, Duration::from_millis(100))
+            .await
+            .expect("receive");
+        assert_eq!(
+            first.iter().map(|r| r.receive_count).collect::<Vec<_>>(),
+            [1, 1]
+        );
+        assert!(
+            queue
+                .receive(10, Duration::from_millis(100))
+                .await
+                .expect("receive")
+                .is_empty(),
+            "invisible"
+        );
+        queue.delete(vec![first[0].id]).await.expect("delete");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let second = queue
+            .receive(10, Duration::from_millis(100))
+            .await
+            .expect("receive");
+        assert_eq!(second.len(), 1, "b came back after its visibility timeout");
+        assert_eq!(second[0].receive_count, 2);
+        queue
+            .record_failure(second[0].id, "handler failed".into())
+            .await
+            .expect("note");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(
+            queue
+                .receive(10, Duration::from_millis(100))
+                .await
+                .expect("receive")
+                .is_empty(),
+            "dead after 2 receives"
+        );
+        let dead = queue.dead_letters().await.expect("list");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].key, "b");
+        assert_eq!(dead[0].last_error.as_deref(), Some("handler failed"));
+        assert_eq!(queue.pending().await.expect("count"), 0);
+        assert_eq!(queue.redrive(None).await.expect("redrive"), 1);
+        let again = queue
+            .receive(10, Duration::from_millis(100))
+            .await
+            .expect("receive");
+        assert_eq!((again.len(), again[0].receive_count), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn messages_survive_reopening() {
+        let (dir, db) = temp_db();
+        let queue = SqliteQueue::new(db, 5);
+        queue
+            .send_all(&[message("kept")], Instant::now() + Duration::from_secs(5))
+            .await
+            .expect("send");
+        drop(queue);
+        let reopened = SqliteQueue::new(
+            SqliteDb::open(&dir.path().join("gateway.db")).expect("open"),
+            5,
+        );
+        let received = reopened
+            .receive(10, Duration::from_secs(1))
+            .await
+            .expect("receive");
+        assert_eq!(received.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_store_has_the_dynamodb_semantics() {
+        let (_dir, db) = temp_db();
+        let store = SqliteStore::new(db);
+        let now = now_ms();
+        assert_eq!(
+            store
+                .claim("k", now, now + 60_000, now + 3_600_000)
+                .await
+                .expect("claim"),
+            Claim::Claimed
+        );
+        assert_eq!(
+            store
+                .claim("k", now, now + 60_000, now + 3_600_000)
+                .await
+                .expect("claim"),
+            Claim::InProgressElsewhere {
+                until_ms: now + 60_000
+            }
+        );
+        store.release("k").await.expect("release");
+        assert_eq!(
+            store
+                .claim("k", now, now + 60_000, now + 3_600_000)
+                .await
+                .expect("claim"),
+            Claim::Claimed
+        );
+        store
+            .complete("k", now + 3_600_000)
+            .await
+            .expect("complete");
+        store.release("k").await.expect("no-op");
+        assert_eq!(
+            store
+                .claim("k", now, now + 60_000, now + 3_600_000)
+                .await
+                .expect("claim"),
+            Claim::AlreadyCompleted
+        );
+        assert_eq!(
+            store
+                .claim("lapsed", now, now - 1, now + 3_600_000)
+                .await
+                .expect("claim"),
+            Claim::Claimed
+        );
+        assert_eq!(
+            store
+                .claim("lapsed", now, now + 1, now + 3_600_000)
+                .await
+                .expect("claim"),
+            Claim::Claimed
+        );
+        store.complete("old", now - 5_000).await.expect("complete");
+        assert_eq!(
+            store
+                .claim("old", now, now + 1, now + 3_600_000)
+                .await
+                .expect("claim"),
+            Claim::Claimed
+        );
+    }
+}
