@@ -64,7 +64,8 @@ async fn run(requests: usize, events_per_request: usize, concurrency: usize) {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/line");
     let started = Instant::now();
-    let latencies: Vec<Duration> = send_with_bounded_concurrency(bodies, concurrency, &client, &url).await;
+    let latencies: Vec<Duration> =
+        send_with_bounded_concurrency(bodies, concurrency, &client, &url).await;
     let answered = started.elapsed();
     let queue = SqliteQueue::new(SqliteDb::open(&data).expect("db"), 5);
     while queue.pending().await.expect("pending") > 0 {

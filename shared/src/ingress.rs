@@ -238,15 +238,8 @@ impl Ingress {
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Handled {
-        if let Some(refusal) = refuse_size(config, body) {
+        if let Some(refusal) = refuse_unverified(config, Platform::Line, headers, body) {
             return refusal;
-        }
-        let Some(secrets) = &config.line_secrets else {
-            return rejected(StatusCode::NOT_FOUND, "not_found", "not found");
-        };
-        let signature = headers.get("x-line-signature").map(|v| v.as_bytes());
-        if let Err(error) = verify_line(secrets, body, signature) {
-            return signature_refused(error);
         }
         let callback = match Callback::parse(body) {
             Ok(callback) => callback,
@@ -264,15 +257,8 @@ impl Ingress {
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Handled {
-        if let Some(refusal) = refuse_size(config, body) {
+        if let Some(refusal) = refuse_unverified(config, Platform::Meta, headers, body) {
             return refusal;
-        }
-        let Some(secrets) = &config.meta_secrets else {
-            return rejected(StatusCode::NOT_FOUND, "not_found", "not found");
-        };
-        let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-        if let Err(error) = verify_meta(secrets, body, signature) {
-            return signature_refused(error);
         }
         let notification = match Notification::parse(body) {
             Ok(notification) => notification,
@@ -349,14 +335,34 @@ fn meta_verification(config: &IngressConfig, query: &str) -> Handled {
     }
 }
 
-fn refuse_size(config: &IngressConfig, body: &Bytes) -> Option<Handled> {
-    (body.len() > config.max_body_bytes).then(|| {
-        rejected(
+/// What every webhook body goes through before it is read: the size limit (before spending an
+/// HMAC on it), then the platform's signature with every configured secret. Returns the refusal,
+/// if any.
+fn refuse_unverified(
+    config: &IngressConfig,
+    platform: Platform,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<Handled> {
+    if body.len() > config.max_body_bytes {
+        return Some(rejected(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             "payload too large",
-        )
-    })
+        ));
+    }
+    type Verify = fn(&Secrets, &[u8], Option<&[u8]>) -> Result<(), SignatureError>;
+    let (secrets, header, verify): (&Option<Secrets>, &str, Verify) = match platform {
+        Platform::Line => (&config.line_secrets, "x-line-signature", verify_line),
+        Platform::Meta => (&config.meta_secrets, "x-hub-signature-256", verify_meta),
+    };
+    let Some(secrets) = secrets else {
+        return Some(rejected(StatusCode::NOT_FOUND, "not_found", "not found"));
+    };
+    let signature = headers.get(header).map(|v| v.as_bytes());
+    verify(secrets, body, signature)
+        .err()
+        .map(signature_refused)
 }
 
 impl Handled {

@@ -14,6 +14,7 @@ use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2httpResponse,
 };
 use lambda_http::aws_lambda_events::encodings::Body;
+use lambda_http::aws_lambda_events::query_map::QueryMap;
 use serde::{Deserialize, Serialize};
 
 /// An HTTP request as Lambda receives it. Variants are tried in this order, as lambda_http does.
@@ -66,18 +67,15 @@ pub fn into_request(event: HttpEvent) -> (Origin, Result<Request<Bytes>, Invalid
         }
         HttpEvent::RestApi(event) => {
             let event = *event;
-            let query = encode_query(
-                &event.multi_value_query_string_parameters,
-                &event.query_string_parameters,
-            );
-            let mut headers = event.multi_value_headers;
-            headers.extend(event.headers);
             // `path` is the resource path without the stage.
-            let request = build(
+            let request = from_maps(
                 event.http_method,
-                event.path.as_deref().unwrap_or("/"),
-                query,
-                headers,
+                event.path.as_deref(),
+                (
+                    &event.multi_value_query_string_parameters,
+                    &event.query_string_parameters,
+                ),
+                (event.multi_value_headers, event.headers),
                 event.body,
                 event.is_base64_encoded,
             );
@@ -85,23 +83,41 @@ pub fn into_request(event: HttpEvent) -> (Origin, Result<Request<Bytes>, Invalid
         }
         HttpEvent::Alb(event) => {
             let event = *event;
-            let query = encode_query(
-                &event.multi_value_query_string_parameters,
-                &event.query_string_parameters,
-            );
-            let mut headers = event.multi_value_headers;
-            headers.extend(event.headers);
-            let request = build(
+            let request = from_maps(
                 event.http_method,
-                event.path.as_deref().unwrap_or("/"),
-                query,
-                headers,
+                event.path.as_deref(),
+                (
+                    &event.multi_value_query_string_parameters,
+                    &event.query_string_parameters,
+                ),
+                (event.multi_value_headers, event.headers),
                 event.body,
                 event.is_base64_encoded,
             );
             (Origin::Alb, request)
         }
     }
+}
+
+/// REST API (1.0) and ALB events carry the query as maps (multi-valued and single) and the
+/// headers twice (multi-valued and single).
+fn from_maps(
+    method: Method,
+    path: Option<&str>,
+    (multi_query, single_query): (&QueryMap, &QueryMap),
+    (mut headers, single_headers): (HeaderMap, HeaderMap),
+    body: Option<String>,
+    is_base64_encoded: bool,
+) -> Result<Request<Bytes>, InvalidBase64> {
+    headers.extend(single_headers);
+    build(
+        method,
+        path.unwrap_or("/"),
+        encode_query(multi_query, single_query),
+        headers,
+        body,
+        is_base64_encoded,
+    )
 }
 
 /// Turns a response into the shape `origin` expects.
@@ -182,10 +198,7 @@ fn build(
 }
 
 /// Re-encodes REST API and ALB query parameters (which arrive decoded, as maps) as a query string.
-fn encode_query(
-    multi: &lambda_http::aws_lambda_events::query_map::QueryMap,
-    single: &lambda_http::aws_lambda_events::query_map::QueryMap,
-) -> String {
+fn encode_query(multi: &QueryMap, single: &QueryMap) -> String {
     let source = if multi.is_empty() { single } else { multi };
     let mut serializer = form_urlencoded::Serializer::new(String::new());
     for (name, value) in source.iter() {
