@@ -173,6 +173,14 @@ def main():
                LINE_API_BASE_URL=api_url, LINE_DATA_API_BASE_URL=api_url, META_GRAPH_API_BASE_URL=api_url,
                SQS_ATTEMPT_TIMEOUT_MS="20000", SQS_MAX_PARALLEL_CALLS="4", ENQUEUE_BUDGET_MS="60000",
                RUST_LOG=os.environ.get("E2E_RUST_LOG", "warn"))
+    # `cargo lambda watch` builds each function on its first invoke with `cargo run --bin NAME`,
+    # which resolves features for that package alone: build both the same way first, so that no
+    # invoke waits for (or times out on) a compile.
+    for binary in ("ingress", "worker"):
+        build = subprocess.run(["cargo", "build", "--bin", binary], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=1800)
+        if build.returncode != 0:
+            fail(f"cargo build --bin {binary}: {build.stderr[-3000:]}")
     os.makedirs(os.path.join(ROOT, "target", "logs"), exist_ok=True)
     log = open(os.path.join(ROOT, "target", "logs", "cargo-lambda-watch.log"), "w")
     watch = subprocess.Popen(["cargo", "lambda", "watch", "--invoke-port", str(port), "--ignore-changes", "--timeout", "60"],
@@ -190,6 +198,23 @@ def main():
                 time.sleep(0.5)
         else:
             fail("cargo lambda watch did not start")
+
+        # Warm-up: each function answers a harmless request before the test proper starts.
+        with tempfile.TemporaryDirectory() as tmp:
+            empty_batch = os.path.join(tmp, "empty.json")
+            with open(empty_batch, "w") as f:
+                json.dump({"Records": []}, f)
+            for function, data_file in (("ingress", os.path.join(EVENTS, "meta-verify-refused.json")),
+                                        ("worker", empty_batch)):
+                for attempt in range(30):
+                    result = subprocess.run(
+                        ["cargo", "lambda", "invoke", "--invoke-port", str(port), "--output-format", "json",
+                         function, "--data-file", data_file], capture_output=True, text=True, timeout=600)
+                    if result.returncode == 0:
+                        break
+                    time.sleep(2)
+                else:
+                    fail(f"{function} never answered its warm-up request: {result.stderr[-1000:]}")
 
         # 1. Every ingress event, twice.
         for name in samples:
