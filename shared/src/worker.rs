@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
+/// Attempts at recording a handled event as completed (25, 100 ms apart): well inside the
+/// safety margin kept back from the deadline.
+const COMPLETE_ATTEMPTS: u32 = 3;
+
 /// How long a completed key is remembered: beyond Meta's 36 hours of retries.
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -344,10 +348,22 @@ impl Worker {
             None => {
                 let expires_at =
                     now_ms().saturating_add(self.config.idempotency_ttl.as_millis() as i64);
-                // The handler's effects happened: acknowledge even if recording fails (the
-                // claim then lapses at its expiry), rather than run them again.
-                if let Err(error) = self.store.complete(&event.key, expires_at).await {
-                    tracing::error!(target: "worker", key = %event.key, error = %error, "handled, but marking it completed failed");
+                // The handler's effects happened: acknowledge even if recording fails, rather
+                // than run them again now. Recording is retried, because a claim left in progress
+                // lapses at its expiry, after which a platform retry would run the handler again.
+                let mut backoff = Duration::from_millis(25);
+                for attempt in 1..=COMPLETE_ATTEMPTS {
+                    match self.store.complete(&event.key, expires_at).await {
+                        Ok(()) => break,
+                        Err(error) if attempt < COMPLETE_ATTEMPTS => {
+                            tracing::warn!(target: "worker", key = %event.key, error = %error, attempt, "marking it completed failed; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 4;
+                        }
+                        Err(error) => {
+                            tracing::error!(target: "worker", key = %event.key, error = %error, "handled, but marking it completed failed");
+                        }
+                    }
                 }
                 RecordOutcome::Handled
             }
