@@ -131,6 +131,7 @@ pub async fn serve(
     let max_body = config.max_body_bytes;
     let ingress = Arc::new(Ingress::new(config, Arc::new(queue.clone())));
 
+    let mut worker_parts = None;
     if settings.worker {
         let worker_config = WorkerConfig::from_vars(|name| std::env::var(name).ok())
             .map_err(|e| fail("configuration", e))?;
@@ -144,23 +145,51 @@ pub async fn serve(
             Clients::from_env(),
             worker_config,
         ));
-        tokio::spawn(pump(queue.clone(), worker, settings.visibility));
+        worker_parts = Some(worker);
     }
 
+    let pump_parts = worker_parts.map(|worker| (queue, worker, settings.visibility));
+    let announce = format!(
+        "data in {}; worker {}",
+        settings.data.display(),
+        if settings.worker { "on" } else { "off" }
+    );
+    run(
+        settings.listen,
+        ingress,
+        max_body,
+        pump_parts,
+        &announce,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `ingress` on `listen` and, when given, pumps the queue to the worker; the building
+/// block of [`serve`], for assembling the pipeline from other adapters (fault and load tests).
+pub async fn run(
+    listen: SocketAddr,
+    ingress: Arc<Ingress>,
+    max_body: usize,
+    pump_parts: Option<(SqliteQueue, Arc<Worker>, Duration)>,
+    announce: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), LocalError> {
+    if let Some((queue, worker, visibility)) = pump_parts {
+        tokio::spawn(pump(queue, worker, visibility));
+    }
     let app = axum::Router::new()
         .fallback(move |request: axum::extract::Request| {
             let ingress = Arc::clone(&ingress);
             async move { handle(&ingress, request, max_body).await }
         })
         .layer(axum::extract::DefaultBodyLimit::disable());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| fail(&format!("listening on {}", settings.listen), e))?;
+        .map_err(|e| fail(&format!("listening on {listen}"), e))?;
     let address = listener.local_addr().map_err(|e| fail("listening", e))?;
     println!(
-        "chat gateway listening on http://{address}  (POST /line, GET /meta, POST /meta; data in {}; worker {})",
-        settings.data.display(),
-        if settings.worker { "on" } else { "off" }
+        "chat gateway listening on http://{address}  (POST /line, GET /meta, POST /meta; {announce})"
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

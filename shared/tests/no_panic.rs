@@ -250,3 +250,71 @@ fn deeply_nested_json_never_overflows_and_keeps_distinct_keys() {
     let deep_envelope = format!(r#"{{"object":"page","entry":[{{"id":{}}}]}}"#, deep("1"));
     assert!(Notification::parse(deep_envelope.as_bytes()).is_err());
 }
+
+mod worker_and_verification {
+    use super::json_value;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+    use shared::adapters::memory::MemoryQueue;
+    use shared::bot::BotEvent;
+    use shared::envelope::Envelope;
+    use shared::ingress::{Ingress, IngressConfig};
+    use std::sync::Arc;
+
+    fn gateway() -> Ingress {
+        let config = IngressConfig::from_vars(|name| match name {
+            "META_APP_SECRET" => Some("s".to_owned()),
+            "META_VERIFY_TOKEN" => Some("the-token".to_owned()),
+            _ => None,
+        })
+        .expect("config");
+        Ingress::new(config, Arc::new(MemoryQueue::new()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The worker reads any queue message body: an envelope or an error, and the bot's view
+        /// of any envelope, whatever its event, without a panic.
+        #[test]
+        fn queue_bodies(body in ".{0,200}", event in json_value(), platform in "line|meta|x") {
+            let _ = Envelope::decode(&body);
+            let envelope = serde_json::json!({
+                "version": 1, "platform": platform, "key": "k", "conversation": "c", "received_at": 1,
+                "line": {"destination": "U0"},
+                "meta": {"object": "page", "entry_id": "P", "list": "messaging"},
+                "event": event,
+            })
+            .to_string();
+            if let Ok(envelope) = Envelope::decode(&envelope) {
+                let view = BotEvent::from_envelope(envelope, tokio::time::Instant::now());
+                let _ = (view.type_name(), view.is_redelivery());
+            }
+        }
+
+        /// Any query on GET /meta: 200 with the challenge only for exactly one
+        /// hub.mode=subscribe, the token and a challenge; 403 otherwise.
+        #[test]
+        fn verification_queries(
+            pairs in prop::collection::vec(
+                (prop::sample::select(&["hub.mode", "hub.verify_token", "hub.challenge", "hub_mode", "x"][..]),
+                 prop::sample::select(&["subscribe", "the-token", "1158201444", "", "SUBSCRIBE", "the-token "][..])),
+                0..6,
+            )
+        ) {
+            let query: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs.iter().copied()).finish();
+            let request = http::Request::builder().uri(format!("/meta?{query}")).body(Bytes::new()).expect("request");
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let handled = runtime.block_on(gateway().handle_request(request));
+            let one = |name: &str| {
+                let values: Vec<&str> = pairs.iter().filter(|(k, _)| *k == name).map(|(_, v)| *v).collect();
+                (values.len() == 1).then(|| values[0])
+            };
+            let expected = one("hub.mode") == Some("subscribe") && one("hub.verify_token") == Some("the-token") && one("hub.challenge").is_some();
+            prop_assert_eq!(handled.response.status().as_u16(), if expected { 200 } else { 403 });
+            if expected {
+                prop_assert_eq!(Some(handled.response.body().as_str()), one("hub.challenge"));
+            }
+        }
+    }
+}
