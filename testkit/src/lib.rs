@@ -5,6 +5,8 @@
 //! skipped with a message, unless `GATEWAY_REQUIRE_AWS` is set (as `scripts/test.sh` does), which
 //! makes them fail instead.
 
+pub mod proxy;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
