@@ -723,3 +723,23 @@ fn the_sample_sqs_events_are_what_the_ingress_queues() {
         }
     }
 }
+
+#[tokio::test]
+async fn dynamodb_throttling_between_claim_and_completion_still_gives_one_reply() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    // Every third DynamoDB call is throttled, claims and completions alike; the SDK retries them.
+    let proxy =
+        testkit::proxy::FaultProxy::start(&endpoint, testkit::proxy::Fault::Throttle { every: 3 })
+            .await;
+    let setup = Setup::new(&proxy.url, Answer::ok()).await;
+    let bodies = queued(&[line_event("DT1", json!({})), line_event("DT2", json!({}))]);
+    let twice = [bodies.clone(), bodies.clone()].concat();
+    for _ in 0..3 {
+        let failed = run(&setup.worker, &twice, 20_000).await;
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    assert!(proxy.faults() >= 2, "throttled {} times", proxy.faults());
+    assert_eq!(setup.api.reply.oks(), 2, "one reply per event");
+}
