@@ -1,0 +1,72 @@
+//! The ingress core (verify + split + envelopes) and the floor (HMAC-SHA256 + one `serde_json`
+//! parse) on the bodies of `scripts/peers/make_bodies.py`, timed the same way as the peer SDK
+//! harnesses beside it: a warm-up, then operations per second over a fixed time. One JSON line per
+//! body. Run by `scripts/bench-peers.sh`.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use shared::ingress::{line_messages, meta_messages};
+use shared::line::Callback;
+use shared::meta::Notification;
+use shared::signature::{Secrets, verify_line, verify_meta};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn ops_per_second(seconds: f64, mut operation: impl FnMut()) -> f64 {
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs_f64(seconds / 4.0) {
+        operation();
+    }
+    let (start, mut count) = (Instant::now(), 0u64);
+    while start.elapsed() < Duration::from_secs_f64(seconds) {
+        operation();
+        count += 1;
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let folder = std::path::PathBuf::from(args.get(1).map_or("target/peers", String::as_str));
+    let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let secret = manifest["secret"].as_str().expect("secret");
+    let secrets = Secrets::from_list(secret).expect("secrets");
+    for body in manifest["bodies"].as_array().expect("bodies") {
+        let name = body["name"].as_str().expect("name");
+        let bytes = std::fs::read(folder.join(body["file"].as_str().expect("file"))).expect("body");
+        let floor = ops_per_second(seconds, || {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+            mac.update(&bytes);
+            black_box(mac.finalize());
+            black_box(serde_json::from_slice::<serde_json::Value>(&bytes).expect("json"));
+        });
+        let gateway = if body["platform"] == "line" {
+            let signature = body["line_signature"]
+                .as_str()
+                .expect("signature")
+                .as_bytes();
+            ops_per_second(seconds, || {
+                verify_line(&secrets, &bytes, Some(signature)).expect("verified");
+                let callback = Callback::parse(&bytes).expect("envelope");
+                black_box(line_messages(&callback, 1, 262_000).expect("messages"));
+            })
+        } else {
+            let signature = body["meta_signature"]
+                .as_str()
+                .expect("signature")
+                .as_bytes();
+            ops_per_second(seconds, || {
+                verify_meta(&secrets, &bytes, Some(signature)).expect("verified");
+                let notification = Notification::parse(&bytes).expect("envelope");
+                black_box(meta_messages(&notification, 1, 262_000).expect("messages"));
+            })
+        };
+        println!(
+            "{}",
+            serde_json::json!({"name": name, "bytes": bytes.len(), "gateway_ops_per_s": gateway, "floor_ops_per_s": floor})
+        );
+    }
+}
