@@ -56,29 +56,16 @@ async fn status(ingress: &Ingress, event: HttpEvent) -> i64 {
 
 /// The distinct keys in the queue, and how many messages hold them.
 async fn queued(client: &aws_sdk_sqs::Client, queue_url: &str) -> (HashSet<String>, usize) {
-    let (mut keys, mut messages) = (HashSet::new(), 0);
-    loop {
-        let output = client
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(600)
-            .send()
-            .await
-            .expect("receive");
-        let batch = output.messages.unwrap_or_default();
-        if batch.is_empty() {
-            return (keys, messages);
-        }
-        for message in batch {
-            messages += 1;
-            keys.insert(
-                Envelope::decode(message.body().unwrap_or_default())
-                    .expect("envelope")
-                    .key,
-            );
-        }
-    }
+    let messages = testkit::drain_queue(client, queue_url).await;
+    let keys = messages
+        .iter()
+        .map(|m| {
+            Envelope::decode(m.body().unwrap_or_default())
+                .expect("envelope")
+                .key
+        })
+        .collect();
+    (keys, messages.len())
 }
 
 /// Generous attempt timeouts for moto's speed, where the test is not about slowness.

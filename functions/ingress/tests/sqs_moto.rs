@@ -58,28 +58,6 @@ async fn invoke(ingress: &Ingress, event: Value) -> (i64, String) {
     }
 }
 
-/// Every message in the queue, with its attributes.
-async fn drain(client: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut all = Vec::new();
-    loop {
-        let output = client
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(600)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("receive");
-        let messages = output.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return all;
-        }
-        all.extend(messages);
-    }
-}
-
 /// The raw event JSON items of a sample event's body, as the platform sent them.
 fn sent_events(event: &Value) -> Vec<Value> {
     let body = event["body"].as_str().unwrap_or_default();
@@ -147,7 +125,7 @@ async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
         if file == "meta-verify-accepted.json" {
             assert_eq!(body, "1158201444");
         }
-        let messages = drain(&client, &queue_url).await;
+        let messages = testkit::drain_queue(&client, &queue_url).await;
         assert_eq!(messages.len(), count, "{file}");
         if count == 0 {
             continue;
@@ -193,7 +171,7 @@ async fn raw_event_bytes_survive_the_queue() {
         "the sample keeps Meta's escapes"
     );
     assert_eq!(invoke(&ingress, event).await.0, 200);
-    let messages = drain(&client, &queue_url).await;
+    let messages = testkit::drain_queue(&client, &queue_url).await;
     let envelope = Envelope::decode(messages[0].body().expect("body")).expect("envelope");
     assert!(
         body.contains(envelope.event.get()),
@@ -222,7 +200,7 @@ async fn fifo_queues_get_the_conversation_as_group_and_the_key_as_deduplication_
             .0,
         200
     );
-    let messages = drain(&client, &queue_url).await;
+    let messages = testkit::drain_queue(&client, &queue_url).await;
     assert_eq!(messages.len(), 6);
     let mut groups: HashMap<String, usize> = HashMap::new();
     for message in &messages {
@@ -274,7 +252,7 @@ async fn a_large_batch_is_packed_by_size_and_queued_whole() {
     ));
     event["body"] = Value::String(body);
     assert_eq!(invoke(&ingress, event).await.0, 200);
-    let messages = drain(&client, &queue_url).await;
+    let messages = testkit::drain_queue(&client, &queue_url).await;
     assert_eq!(messages.len(), 120);
     let mut keys: Vec<String> = messages
         .iter()
@@ -428,5 +406,5 @@ async fn refused_requests_leave_the_queue_empty() {
     for (name, event, status) in cases {
         assert_eq!(invoke(&ingress, event).await.0, status, "{name}");
     }
-    assert!(drain(&client, &queue_url).await.is_empty());
+    assert!(testkit::drain_queue(&client, &queue_url).await.is_empty());
 }

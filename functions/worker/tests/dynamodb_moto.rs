@@ -438,68 +438,14 @@ async fn store_requests_two_for_a_new_event_one_for_a_duplicate() {
 }
 
 #[tokio::test]
-async fn the_store_treats_expired_records_as_absent_and_releases_only_claims() {
+async fn the_dynamodb_store_keeps_the_contract() {
     let Some(endpoint) = testkit::aws_endpoint() else {
         return;
     };
     let setup = Setup::new(&endpoint, Answer::ok()).await;
-    let store = &setup.store;
-    let now = now_ms();
-    assert_eq!(
-        store
-            .claim("k1", now, now + 60_000, now + 3_600_000)
-            .await
-            .expect("claim"),
-        Claim::Claimed
-    );
-    assert_eq!(
-        store
-            .claim("k1", now, now + 60_000, now + 3_600_000)
-            .await
-            .expect("claim"),
-        Claim::InProgressElsewhere {
-            until_ms: now + 60_000
-        }
-    );
-    store.release("k1").await.expect("release");
-    assert_eq!(
-        store
-            .claim("k1", now, now + 60_000, now + 3_600_000)
-            .await
-            .expect("claim"),
-        Claim::Claimed
-    );
-    store
-        .complete("k1", now + 3_600_000)
+    shared::adapters::conformance::check_idempotency_store(setup.store.as_ref(), "dynamodb")
         .await
-        .expect("complete");
-    assert_eq!(
-        store
-            .claim("k1", now, now + 60_000, now + 3_600_000)
-            .await
-            .expect("claim"),
-        Claim::AlreadyCompleted
-    );
-    store
-        .release("k1")
-        .await
-        .expect("release is a no-op on a completed record");
-    assert_eq!(
-        store
-            .claim("k1", now, now + 60_000, now + 3_600_000)
-            .await
-            .expect("claim"),
-        Claim::AlreadyCompleted
-    );
-    // A completed record past its expiry counts as absent: moto's TTL never deletes it.
-    store.complete("k2", now - 5_000).await.expect("complete");
-    assert_eq!(
-        store
-            .claim("k2", now, now + 60_000, now + 3_600_000)
-            .await
-            .expect("claim"),
-        Claim::Claimed
-    );
+        .expect("contract");
 }
 
 #[tokio::test]

@@ -9,7 +9,10 @@
 //! | [`faulty::Faulty`] | both | fault injection around any adapter, for fault and load tests |
 //! | [`sqlite::SqliteQueue`], [`sqlite::SqliteStore`] | both | the local pipeline: durable, embedded |
 //! | [`secrets_manager::SecretsManagerSource`] | [`SecretSource`](crate::settings::SecretSource) | AWS (and moto in tests) |
+//!
+//! [`conformance::check_idempotency_store`] is the store contract that every store adapter's tests run.
 
+pub mod conformance;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod faulty;

@@ -541,67 +541,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_store_has_the_dynamodb_semantics() {
+    async fn the_store_keeps_the_contract() {
         let (_dir, db) = temp_db();
         let store = SqliteStore::new(db);
-        let now = now_ms();
-        assert_eq!(
-            store
-                .claim("k", now, now + 60_000, now + 3_600_000)
-                .await
-                .expect("claim"),
-            Claim::Claimed
-        );
-        assert_eq!(
-            store
-                .claim("k", now, now + 60_000, now + 3_600_000)
-                .await
-                .expect("claim"),
-            Claim::InProgressElsewhere {
-                until_ms: now + 60_000
-            }
-        );
-        store.release("k").await.expect("release");
-        assert_eq!(
-            store
-                .claim("k", now, now + 60_000, now + 3_600_000)
-                .await
-                .expect("claim"),
-            Claim::Claimed
-        );
-        store
-            .complete("k", now + 3_600_000)
+        crate::adapters::conformance::check_idempotency_store(&store, "sqlite")
             .await
-            .expect("complete");
-        store.release("k").await.expect("no-op");
-        assert_eq!(
-            store
-                .claim("k", now, now + 60_000, now + 3_600_000)
-                .await
-                .expect("claim"),
-            Claim::AlreadyCompleted
-        );
-        assert_eq!(
-            store
-                .claim("lapsed", now, now - 1, now + 3_600_000)
-                .await
-                .expect("claim"),
-            Claim::Claimed
-        );
-        assert_eq!(
-            store
-                .claim("lapsed", now, now + 1, now + 3_600_000)
-                .await
-                .expect("claim"),
-            Claim::Claimed
-        );
-        store.complete("old", now - 5_000).await.expect("complete");
-        assert_eq!(
-            store
-                .claim("old", now, now + 1, now + 3_600_000)
-                .await
-                .expect("claim"),
-            Claim::Claimed
-        );
+            .expect("contract");
     }
 }
