@@ -471,7 +471,7 @@ mod tests {
             .await
             .expect("send");
         let first = queue
-            .receive(10, Duration::from_millis(100))
+            .receive(10, Duration::from_millis(1_000))
             .await
             .expect("receive");
         assert_eq!(
@@ -480,16 +480,16 @@ mod tests {
         );
         assert!(
             queue
-                .receive(10, Duration::from_millis(100))
+                .receive(10, Duration::from_millis(1_000))
                 .await
                 .expect("receive")
                 .is_empty(),
             "invisible"
         );
         queue.delete(vec![first[0].id]).await.expect("delete");
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
         let second = queue
-            .receive(10, Duration::from_millis(100))
+            .receive(10, Duration::from_millis(1_000))
             .await
             .expect("receive");
         assert_eq!(second.len(), 1, "b came back after its visibility timeout");
@@ -498,10 +498,10 @@ mod tests {
             .record_failure(second[0].id, "handler failed".into())
             .await
             .expect("note");
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert!(
             queue
-                .receive(10, Duration::from_millis(100))
+                .receive(10, Duration::from_millis(1_000))
                 .await
                 .expect("receive")
                 .is_empty(),
@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(queue.pending().await.expect("count"), 0);
         assert_eq!(queue.redrive(None).await.expect("redrive"), 1);
         let again = queue
-            .receive(10, Duration::from_millis(100))
+            .receive(10, Duration::from_millis(1_000))
             .await
             .expect("receive");
         assert_eq!((again.len(), again[0].receive_count), (1, 1));
