@@ -124,17 +124,23 @@ fn worker(store: Arc<MemoryStore>, bot: Arc<ScriptedBot>) -> Worker {
     Worker::new(store, bot, Clients::default(), config)
 }
 
+/// A fresh in-memory store, scripted bot and worker over them.
+fn setup() -> (Arc<MemoryStore>, Arc<ScriptedBot>, Worker) {
+    let (store, bot) = (
+        Arc::new(MemoryStore::new()),
+        Arc::new(ScriptedBot::default()),
+    );
+    let worker = worker(store.clone(), bot.clone());
+    (store, bot, worker)
+}
+
 fn deadline_in(ms: i64) -> i64 {
     now_ms() + ms
 }
 
 #[tokio::test]
 async fn the_same_event_three_times_in_one_batch_runs_once() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (_, bot, worker) = setup();
     let body = envelope("E1", "Ua", 1);
     let records = [
         record("m1", body.clone()),
@@ -150,11 +156,7 @@ async fn the_same_event_three_times_in_one_batch_runs_once() {
 
 #[tokio::test]
 async fn the_same_event_in_separate_batches_runs_once() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (_, bot, worker) = setup();
     for message_id in ["m1", "m2", "m3"] {
         let report = worker
             .process(
@@ -206,11 +208,7 @@ async fn the_same_event_in_concurrent_invocations_runs_once() {
 
 #[tokio::test]
 async fn a_failed_handler_releases_the_event_and_the_retry_runs_it_once() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (store, bot, worker) = setup();
     bot.script("line:E1", &[Script::Fail, Script::Panic]);
     let records = [
         record("m1", envelope("E1", "Ua", 1)),
@@ -235,11 +233,7 @@ async fn a_failed_handler_releases_the_event_and_the_retry_runs_it_once() {
 
 #[tokio::test]
 async fn a_handler_past_its_deadline_is_cut_off_and_released() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (store, bot, worker) = setup();
     bot.script("line:E1", &[Script::Sleep(Duration::from_secs(30))]);
     let started = std::time::Instant::now();
     let report = worker
@@ -317,11 +311,7 @@ async fn an_expired_completed_record_counts_as_absent() {
 
 #[tokio::test]
 async fn poison_messages_fail_alone() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (_, bot, worker) = setup();
     let records = [
         record("ok1", envelope("E1", "Ua", 1)),
         record("bad1", "not json".into()),
@@ -341,11 +331,7 @@ async fn poison_messages_fail_alone() {
 
 #[tokio::test]
 async fn a_conversation_runs_in_timestamp_order_whatever_the_batch_order() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (_, bot, worker) = setup();
     // Redelivery reorders: the batch has Ua's events as 3, 1, 2.
     let records = [
         record("m1", envelope("A3", "Ua", 3_000)),
@@ -401,11 +387,7 @@ async fn conversations_run_concurrently_with_a_bound() {
 
 #[tokio::test]
 async fn fifo_a_failure_blocks_the_rest_of_its_group_only() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (_, bot, worker) = setup();
     bot.script("line:A2", &[Script::Fail]);
     let records = [
         fifo_record("a1", "A", envelope("A1", "Ua", 1)),
@@ -440,11 +422,7 @@ async fn fifo_a_failure_blocks_the_rest_of_its_group_only() {
 
 #[tokio::test]
 async fn store_requests_two_for_a_new_event_one_for_a_duplicate() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (store, _, worker) = setup();
     worker
         .process(
             &[record("m1", envelope("E1", "Ua", 1))],
@@ -463,11 +441,7 @@ async fn store_requests_two_for_a_new_event_one_for_a_duplicate() {
 
 #[tokio::test]
 async fn a_store_failure_fails_the_record_without_running_the_handler() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (store, bot, worker) = setup();
     store.fail_next(1);
     let report = worker
         .process(
@@ -488,11 +462,7 @@ async fn a_store_failure_fails_the_record_without_running_the_handler() {
 
 #[tokio::test]
 async fn nothing_starts_without_time_left() {
-    let (store, bot) = (
-        Arc::new(MemoryStore::new()),
-        Arc::new(ScriptedBot::default()),
-    );
-    let worker = worker(store.clone(), bot.clone());
+    let (store, _, worker) = setup();
     let report = worker
         .process(&[record("m1", envelope("E1", "Ua", 1))], deadline_in(100))
         .await;
