@@ -19,6 +19,10 @@ use serde_json::value::RawValue;
 /// The envelope format's version. A worker refuses envelopes of a version it does not know.
 pub const ENVELOPE_VERSION: u32 = 1;
 
+/// Room for an envelope's fields around its event: key and conversation (128 characters each
+/// at most), context and field names.
+const WRAPPER_CAPACITY: usize = 512;
+
 /// One event on its way from the ingress to the worker. `E` is the event's JSON: borrowed
 /// (`&RawValue`) when the ingress writes it, owned (`Box<RawValue>`, the default) when read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,5 +112,16 @@ impl<E: Serialize> Envelope<E> {
     /// The envelope as the queue message body.
     pub fn encode(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self)
+    }
+}
+
+impl Envelope<&RawValue> {
+    /// [`Envelope::encode`] into a buffer sized once for the event and the wrapper around it:
+    /// growing the buffer step by step was a tenth of the ingress's time on a 1000-item batch.
+    pub fn encode_sized(&self) -> Result<String, serde_json::Error> {
+        let mut buffer = Vec::with_capacity(self.event.get().len() + WRAPPER_CAPACITY);
+        serde_json::to_writer(&mut buffer, self)?;
+        // serde_json writes valid UTF-8; the check is cheap beside the copy it guards.
+        String::from_utf8(buffer).map_err(|e| serde::ser::Error::custom(e.utf8_error()))
     }
 }

@@ -441,7 +441,7 @@ fn queue_message(
     envelope: Envelope<&RawValue>,
     max_message_bytes: usize,
 ) -> Result<QueueMessage, serde_json::Error> {
-    let mut body = envelope.encode()?;
+    let mut body = envelope.encode_sized()?;
     if body.len() > max_message_bytes {
         let event = envelope.event.get().as_bytes();
         let oversized = Oversized {
