@@ -42,6 +42,7 @@ async fn run(requests: usize, events_per_request: usize, concurrency: usize) {
         visibility: Duration::from_secs(30),
         max_receives: 5,
         quiet: true,
+        archive: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(local::serve(settings, async {

@@ -2,10 +2,15 @@
 //! embedded SQLite queue and idempotency store. The same ingress and worker code as the Lambda
 //! functions ([`shared::ingress`], [`shared::worker`]); only the adapters differ.
 
+mod archive_cli;
+
+pub use archive_cli::print_archive;
 use async_trait::async_trait;
 use axum::body::Body;
 use bytes::Bytes;
 use shared::adapters::sqlite::{SqliteDb, SqliteQueue, SqliteStore};
+use shared::adapters::sqlite_archive::SqliteArchive;
+use shared::archive::{Archive, ArchiveConfig, Archiving};
 use shared::bot::{Bot, BotError, BotEvent};
 use shared::clients::Clients;
 use shared::ingress::{Ingress, IngressConfig};
@@ -34,6 +39,8 @@ pub struct Settings {
     pub max_receives: u32,
     /// Print no line per handled event (benchmarks).
     pub quiet: bool,
+    /// Archive every message and its media in the database (`chat-gateway archive` reads it).
+    pub archive: bool,
 }
 
 /// A failure to start or run.
@@ -139,9 +146,20 @@ pub async fn serve(
             inner: worker::bot::ExampleBot,
             quiet: settings.quiet,
         };
+        let bot: Arc<dyn Bot> = if settings.archive {
+            let archive_config = ArchiveConfig::from_vars(|name| std::env::var(name).ok())
+                .map_err(|e| fail("configuration", e))?;
+            let archive = Arc::new(SqliteArchive::new(db.clone()));
+            Arc::new(Archiving::new(
+                Arc::new(Archive::new(archive.clone(), archive, archive_config)),
+                Arc::new(bot),
+            ))
+        } else {
+            Arc::new(bot)
+        };
         let worker = Arc::new(Worker::new(
             Arc::new(SqliteStore::new(db)),
-            Arc::new(bot),
+            bot,
             Clients::from_env(),
             worker_config,
         ));
@@ -150,9 +168,14 @@ pub async fn serve(
 
     let pump_parts = worker_parts.map(|worker| (queue, worker, settings.visibility));
     let announce = format!(
-        "data in {}; worker {}",
+        "data in {}; worker {}; archive {}",
         settings.data.display(),
-        if settings.worker { "on" } else { "off" }
+        if settings.worker { "on" } else { "off" },
+        if settings.worker && settings.archive {
+            "on"
+        } else {
+            "off"
+        }
     );
     run(
         settings.listen,

@@ -38,6 +38,9 @@ struct ServeArgs {
     /// Print no line per handled event.
     #[arg(long)]
     quiet: bool,
+    /// Do not archive messages and media (on by default here; off by default in the template).
+    #[arg(long)]
+    no_archive: bool,
     /// Milliseconds a received message stays invisible before it is delivered again.
     #[arg(long, env = "LOCAL_VISIBILITY_TIMEOUT_MS", default_value_t = 30_000)]
     visibility_timeout_ms: u64,
@@ -56,6 +59,13 @@ enum Command {
         file: PathBuf,
         #[arg(long, default_value = "http://127.0.0.1:3000")]
         url: String,
+    },
+    /// Read the archive: the conversations, or one conversation's messages and profiles.
+    Archive {
+        conversation: Option<String>,
+        /// Also write the conversation's media files into this folder.
+        #[arg(long)]
+        save_media: Option<PathBuf>,
     },
     /// List the events in the dead-letter state.
     DeadLetters,
@@ -85,6 +95,7 @@ async fn main() -> Result<(), LocalError> {
                 visibility: Duration::from_millis(args.visibility_timeout_ms.max(1)),
                 max_receives: args.max_receives,
                 quiet: args.quiet,
+                archive: !args.no_archive,
             };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -103,6 +114,10 @@ async fn main() -> Result<(), LocalError> {
                 Err(LocalError(format!("the gateway answered {status}")))
             }
         }
+        Command::Archive {
+            conversation,
+            save_media,
+        } => local::print_archive(&args.data, conversation.as_deref(), save_media.as_deref()).await,
         Command::DeadLetters => {
             let queue = open_queue(&args.data, args.max_receives)?;
             let dead = queue

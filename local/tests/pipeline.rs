@@ -311,3 +311,39 @@ async fn a_handler_that_keeps_failing_dead_letters_its_event_and_a_redrive_handl
     assert!(cli(&data, &["dead-letters"]).contains("no dead letters"));
     drop(gateway);
 }
+
+#[tokio::test]
+async fn the_demo_archives_messages_and_profiles_and_honours_unsend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    let replies = LineReplies::default();
+    let api = fake_line(replies.clone()).await;
+    let gateway = Gateway::start(&db, &api.uri(), &[], &[]);
+    let conversation =
+        "line:Uf00000000000000000000000000000b0:user:U4af4980629000000000000000000c0de";
+    assert_eq!(gateway.send("line-follow.json"), "200 OK");
+    assert_eq!(gateway.send("line-text-message.json"), "200 OK");
+    wait_until(
+        "the message in the archive",
+        Duration::from_secs(20),
+        || cli(&db, &["archive", conversation]).contains("Hello, äöå 🤨"),
+    )
+    .await;
+    let listing = cli(&db, &["archive"]);
+    assert!(
+        listing.contains(&format!("{conversation}  (1 messages)")),
+        "{listing}"
+    );
+    let shown = cli(&db, &["archive", conversation]);
+    assert!(
+        shown.contains("profile U4af4980629000000000000000000c0de: Taro"),
+        "{shown}"
+    );
+
+    assert_eq!(gateway.send("line-unsend.json"), "200 OK");
+    wait_until("the unsent message gone", Duration::from_secs(20), || {
+        !cli(&db, &["archive", conversation]).contains("Hello")
+    })
+    .await;
+    assert!(cli(&db, &["archive"]).contains("the archive is empty"));
+}

@@ -144,7 +144,8 @@ impl Ingress {
     }
 
     /// Also writes CloudWatch Embedded Metric Format records: `EventsAccepted`,
-    /// `RequestsRejected` (by `Reason`), `EnqueueFailures` and `EnqueueTime`, for `Service=ingress`.
+    /// `RequestsRejected` (by `Reason`), `EnqueueFailures`, `EnqueueTime` and `RequestTime`, for
+    /// `Service=ingress`.
     pub fn with_metrics(mut self, on: bool) -> Ingress {
         self.metrics = on;
         self
@@ -154,6 +155,7 @@ impl Ingress {
     pub async fn handle(&self, request: Request<Bytes>) -> Response<String> {
         let started = Instant::now();
         let handled = self.handle_request(request).await;
+        let elapsed = started.elapsed();
         let events = match handled.outcome {
             Outcome::Accepted { events } | Outcome::EnqueueFailed { events } => events,
             _ => 0,
@@ -164,26 +166,30 @@ impl Ingress {
             events,
             outcome = handled.outcome.label(),
             status = handled.response.status().as_u16(),
-            duration_us = started.elapsed().as_micros() as u64,
+            duration_us = elapsed.as_micros() as u64,
             "request"
         );
         if self.metrics {
-            self.emit_metrics(&handled);
+            self.emit_metrics(&handled, elapsed);
         }
         handled.response
     }
 
-    fn emit_metrics(&self, handled: &Handled) {
+    /// `RequestTime` is the whole request in the handler and `EnqueueTime` its SQS calls: the
+    /// difference is the ingress's own work.
+    fn emit_metrics(&self, handled: &Handled, elapsed: std::time::Duration) {
         use crate::telemetry::{Metric, emit_metrics};
         let enqueue_ms = handled
             .enqueue_time
             .map_or(0.0, |t| t.as_secs_f64() * 1000.0);
+        let request_ms = elapsed.as_secs_f64() * 1000.0;
         match &handled.outcome {
             Outcome::Accepted { events } => emit_metrics(
                 &[("Service", "ingress")],
                 &[
                     Metric::count("EventsAccepted", *events),
                     Metric::milliseconds("EnqueueTime", enqueue_ms),
+                    Metric::milliseconds("RequestTime", request_ms),
                 ],
             ),
             Outcome::EnqueueFailed { events } => emit_metrics(

@@ -10,10 +10,11 @@
 //! | [`platform`] | the [`Platform`] enum and the malformed-body error |
 //! | [`envelope`] | the queue message that carries one event from the ingress to the worker |
 //! | [`ingress`] | verify, split, enqueue, answer: the ingress, independent of its transport |
+//! | [`archive`] | the conversation archive: messages and media kept, edits and unsends applied |
 //! | [`worker`] | claim, run the bot once, release or complete: the worker, independent of Lambda |
 //! | [`bot`] | the [`bot::Bot`] trait bot authors implement, and the event it receives |
 //! | [`clients`] | LINE and Meta API clients with timeouts and retries, for replying |
-//! | [`ports`] | the traits the functions use: the event queue and the idempotency store |
+//! | [`ports`] | the traits the functions use: the event queue, the idempotency store, the archive |
 //! | [`adapters`] | the ports over SQS and DynamoDB, and in memory |
 //! | [`settings`] | secrets and settings from the environment or a secret source, reloaded in the background |
 //! | [`telemetry`] | JSON logs |
@@ -23,6 +24,7 @@
 //! each event is read on its own, beside its exact bytes, so one odd event never costs the others.
 
 pub mod adapters;
+pub mod archive;
 pub mod bot;
 pub mod clients;
 mod compat;

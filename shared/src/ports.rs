@@ -87,3 +87,72 @@ pub trait IdempotencyStore: Send + Sync {
     /// Removes an in-progress claim after the handler failed, so that a retry can run it.
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 }
+
+/// A request to the conversation archive or its media store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("archive {operation} for {key}: {reason}")]
+pub struct ArchiveError {
+    pub operation: &'static str,
+    pub key: String,
+    pub reason: String,
+}
+
+/// The conversation archive's records (see [`crate::archive`]). Every write is a compare-and-swap
+/// on the record's version, so that the merge rules live once, in [`crate::archive`], and
+/// adapters only store.
+#[async_trait]
+pub trait ArchiveStore: Send + Sync {
+    /// The record of one message, expired or not (the caller checks `expires_at_ms`).
+    async fn load(
+        &self,
+        conversation: &str,
+        message_id: &str,
+    ) -> Result<Option<crate::archive::ArchivedMessage>, ArchiveError>;
+
+    /// Writes `record` if the stored version is `expected_version` (`None`: no record). Returns
+    /// `false`, writing nothing, when another writer got there first.
+    async fn save(
+        &self,
+        record: &crate::archive::ArchivedMessage,
+        expected_version: Option<u64>,
+    ) -> Result<bool, ArchiveError>;
+
+    /// A conversation's stored messages, oldest first, at most `limit`, without unsent or
+    /// expired ones: one query.
+    async fn history(
+        &self,
+        conversation: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<crate::archive::ArchivedMessage>, ArchiveError>;
+
+    /// Stores (replaces) a user's profile in a conversation.
+    async fn save_profile(
+        &self,
+        profile: &crate::archive::ArchivedProfile,
+    ) -> Result<(), ArchiveError>;
+
+    /// The profiles stored for a conversation, without expired ones.
+    async fn profiles(
+        &self,
+        conversation: &str,
+        now_ms: i64,
+    ) -> Result<Vec<crate::archive::ArchivedProfile>, ArchiveError>;
+}
+
+/// Where archived media files live (S3, or the embedded database locally).
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    async fn put(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<(), ArchiveError>;
+
+    /// The object and its content type; `None` when there is none.
+    async fn get(&self, key: &str) -> Result<Option<(String, bytes::Bytes)>, ArchiveError>;
+
+    /// Deletes the object; deleting a missing one succeeds.
+    async fn delete(&self, key: &str) -> Result<(), ArchiveError>;
+}

@@ -132,6 +132,73 @@ pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client) -> Stri
     name
 }
 
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk_config(endpoint))
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// A new archive table as the template defines it: keys `pk` and `sk`, the `by-time` index on
+/// `pk` and `order`, on demand.
+pub async fn create_archive_table(client: &aws_sdk_dynamodb::Client) -> String {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let name = unique_name("archive");
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute")
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .attribute_definitions(attribute("order"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-time")
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("order", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        )
+        .send()
+        .await
+        .expect("create archive table");
+    name
+}
+
+/// A new bucket.
+pub async fn create_bucket(client: &aws_sdk_s3::Client) -> String {
+    let name = unique_name("archive-media");
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}
+
 /// Receives every message in the queue (hiding each for ten minutes), with its attributes.
 pub async fn drain_queue(
     client: &aws_sdk_sqs::Client,

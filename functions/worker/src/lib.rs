@@ -1,12 +1,16 @@
 //! The worker Lambda function: SQS batches in, the bot run once per event, partial batch
 //! failures out. Everything it decides is in [`shared::worker`]; this crate converts Lambda's
-//! SQS events, wires the DynamoDB store, and holds the example bot ([`bot`]).
+//! SQS events, wires the DynamoDB store and (when on) the archive, and holds the example bot ([`bot`]).
 
 pub mod bot;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::adapters::dynamodb::DynamoDbStore;
+use shared::adapters::dynamodb_archive::DynamoDbArchive;
+use shared::adapters::s3::S3Media;
 use shared::adapters::secrets_manager;
+use shared::archive::{Archive, ArchiveConfig, Archiving};
+use shared::bot::Bot;
 use shared::clients::Clients;
 use shared::settings::{DEFAULT_REFRESH, Reloading};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
@@ -101,12 +105,34 @@ pub enum StartError {
     Config(#[from] shared::ingress::ConfigError),
     #[error("settings: {0}")]
     Settings(String),
+    #[error(
+        "ARCHIVE_TABLE and ARCHIVE_BUCKET go together: set both to switch the archive on, neither to leave it off"
+    )]
+    HalfAnArchive,
+}
+
+/// The archive, when `ARCHIVE_TABLE` and `ARCHIVE_BUCKET` are set (the template sets both when
+/// its `Archive` parameter is `Enabled`).
+pub fn archive_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Archive>, StartError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    match (var("ARCHIVE_TABLE"), var("ARCHIVE_BUCKET")) {
+        (None, None) => Ok(None),
+        (Some(table), Some(bucket)) => Ok(Some(Archive::new(
+            Arc::new(DynamoDbArchive::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                table,
+            )),
+            Arc::new(S3Media::new(S3Media::client(sdk), bucket)),
+            ArchiveConfig::from_vars(|name| std::env::var(name).ok())?,
+        ))),
+        _ => Err(StartError::HalfAnArchive),
+    }
 }
 
 /// Builds the worker from the environment: `IDEMPOTENCY_TABLE`, [`WorkerConfig::from_vars`],
 /// the API clients of [`Clients::from_vars`] with their tokens looked up in the environment and
 /// then in the Secrets Manager secret named by `GATEWAY_SECRET_ID` (reloaded every few minutes),
-/// and the example bot.
+/// and the example bot, behind the archive when [`archive_from_env`] finds one.
 pub async fn from_env() -> Result<Worker, StartError> {
     let table = std::env::var("IDEMPOTENCY_TABLE")
         .ok()
@@ -122,10 +148,9 @@ pub async fn from_env() -> Result<Worker, StartError> {
     .await
     .map_err(StartError::Settings)?;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    Ok(Worker::reloading(
-        Arc::new(store),
-        Arc::new(bot::ExampleBot),
-        clients,
-        config,
-    ))
+    let bot: Arc<dyn Bot> = match archive_from_env(&sdk)? {
+        Some(archive) => Arc::new(Archiving::new(Arc::new(archive), Arc::new(bot::ExampleBot))),
+        None => Arc::new(bot::ExampleBot),
+    };
+    Ok(Worker::reloading(Arc::new(store), bot, clients, config))
 }

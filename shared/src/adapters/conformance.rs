@@ -95,6 +95,141 @@ pub async fn check_idempotency_store(
     Ok(())
 }
 
+/// Checks an archive's record store and media store against their ports' contracts:
+/// compare-and-swap versions, history order and exclusions, expiry on read, profiles, and media
+/// put, get and idempotent delete. `prefix` keeps its conversations apart from other runs.
+pub async fn check_archive(
+    store: &dyn crate::ports::ArchiveStore,
+    media: &dyn crate::ports::MediaStore,
+    prefix: &str,
+) -> Result<(), String> {
+    use crate::archive::{ArchivedProfile, Change, Incoming, Merge, merge};
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let hour = 3_600_000;
+    let conversation = format!("{prefix}:conversation");
+    let e = |error: crate::ports::ArchiveError| error.to_string();
+    let record = |id: &str, text: &str, at: i64, expires: i64| match merge(
+        None,
+        &Change::Message(Incoming::text(&conversation, id, text, at)),
+        now,
+        expires,
+    ) {
+        Merge::Write(record) => record,
+        Merge::Unchanged => unreachable!("a new message is always written"),
+    };
+    let check = |rule: &str, ok: bool| if ok { Ok(()) } else { Err(rule.to_owned()) };
+
+    // Written out of order; read back in time order.
+    for (id, at) in [("m3", 3_000), ("m1", 1_000), ("m2", 2_000)] {
+        let written = store
+            .save(&record(id, id, at, now + hour), None)
+            .await
+            .map_err(e)?;
+        check("a new record is written", written)?;
+    }
+    check(
+        "a second writer of a new record is refused",
+        !store
+            .save(&record("m1", "again", 1_000, now + hour), None)
+            .await
+            .map_err(e)?,
+    )?;
+    let loaded = store.load(&conversation, "m1").await.map_err(e)?;
+    check(
+        "a record loads as written",
+        loaded.as_ref().and_then(|r| r.text.as_deref()) == Some("m1"),
+    )?;
+    let mut next = loaded.ok_or("m1 is missing")?;
+    next.text = Some("m1 edited".into());
+    next.version = 2;
+    check(
+        "a write at the read version succeeds",
+        store.save(&next, Some(1)).await.map_err(e)?,
+    )?;
+    check(
+        "a write at a stale version is refused",
+        !store.save(&next, Some(1)).await.map_err(e)?,
+    )?;
+    check(
+        "no record is no record",
+        store
+            .load(&conversation, "missing")
+            .await
+            .map_err(e)?
+            .is_none(),
+    )?;
+    // Unsent and expired records are left out of the history.
+    let mut unsent = record("m4", "gone", 4_000, now + hour);
+    unsent.state = crate::archive::MessageState::Unsent;
+    store.save(&unsent, None).await.map_err(e)?;
+    store
+        .save(&record("m5", "old", 5_000, now - 1), None)
+        .await
+        .map_err(e)?;
+    let history = store.history(&conversation, 100, now).await.map_err(e)?;
+    let texts: Vec<_> = history.iter().filter_map(|r| r.text.clone()).collect();
+    check(
+        &format!("history is in time order without unsent or expired messages: {texts:?}"),
+        texts == ["m1 edited", "m2", "m3"],
+    )?;
+    let first = store.history(&conversation, 2, now).await.map_err(e)?;
+    check("history stops at its limit", first.len() == 2)?;
+
+    let profile = |name: &str, expires_at_ms| ArchivedProfile {
+        conversation: conversation.clone(),
+        user_id: format!("U-{name}"),
+        display_name: name.into(),
+        picture_url: Some("https://example.com/p.png".into()),
+        status_message: None,
+        updated_at: now,
+        expires_at_ms,
+    };
+    store
+        .save_profile(&profile("taro", now + hour))
+        .await
+        .map_err(e)?;
+    store
+        .save_profile(&profile("old", now - 1))
+        .await
+        .map_err(e)?;
+    let mut renamed = profile("taro", now + hour);
+    renamed.display_name = "Taro Y.".into();
+    store.save_profile(&renamed).await.map_err(e)?;
+    let profiles = store.profiles(&conversation, now).await.map_err(e)?;
+    check(
+        "a profile is replaced, expired ones are left out",
+        profiles == vec![renamed],
+    )?;
+
+    let key = format!("media/{prefix}/m1/content");
+    media
+        .put(
+            &key,
+            "image/jpeg",
+            bytes::Bytes::from_static(b"\xff\xd8 jpeg"),
+        )
+        .await
+        .map_err(e)?;
+    let got = media.get(&key).await.map_err(e)?;
+    check(
+        "a media file reads back with its content type",
+        got == Some((
+            "image/jpeg".into(),
+            bytes::Bytes::from_static(b"\xff\xd8 jpeg"),
+        )),
+    )?;
+    media.delete(&key).await.map_err(e)?;
+    media.delete(&key).await.map_err(e)?;
+    check(
+        "a deleted file is gone",
+        media.get(&key).await.map_err(e)?.is_none(),
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

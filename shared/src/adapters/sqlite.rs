@@ -1,5 +1,6 @@
 //! Embedded, durable adapters on SQLite, for the local pipeline: a queue with SQS's contract and
-//! an idempotency store with DynamoDB's, in one file.
+//! an idempotency store with DynamoDB's, in one file (the archive's tables are there too:
+//! [`super::sqlite_archive`]).
 //!
 //! SQLite because it is one file, needs no server, survives a crash (write-ahead log with
 //! `synchronous = FULL`: a message is on disk before the ingress answers `200`), and its
@@ -69,6 +70,30 @@ impl SqliteDb {
                      status TEXT NOT NULL,
                      expiration INTEGER NOT NULL,
                      in_progress_expiration INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS archive_messages (
+                     conversation TEXT NOT NULL,
+                     message_id TEXT NOT NULL,
+                     order_key TEXT NOT NULL,
+                     state TEXT NOT NULL,
+                     version INTEGER NOT NULL,
+                     expires_at INTEGER NOT NULL,
+                     record TEXT NOT NULL,
+                     PRIMARY KEY (conversation, message_id)
+                 );
+                 CREATE INDEX IF NOT EXISTS archive_history
+                     ON archive_messages (conversation, order_key);
+                 CREATE TABLE IF NOT EXISTS archive_profiles (
+                     conversation TEXT NOT NULL,
+                     user_id TEXT NOT NULL,
+                     expires_at INTEGER NOT NULL,
+                     record TEXT NOT NULL,
+                     PRIMARY KEY (conversation, user_id)
+                 );
+                 CREATE TABLE IF NOT EXISTS archive_media (
+                     key TEXT PRIMARY KEY,
+                     content_type TEXT NOT NULL,
+                     bytes BLOB NOT NULL
                  );",
             )
             .map_err(error("create schema"))?;
@@ -78,7 +103,11 @@ impl SqliteDb {
     }
 
     /// Runs `work` on the connection on a blocking thread.
-    async fn run<T, F>(self: &Arc<Self>, operation: &'static str, work: F) -> Result<T, SqliteError>
+    pub(crate) async fn run<T, F>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        work: F,
+    ) -> Result<T, SqliteError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -1,4 +1,4 @@
-//! The LINE Messaging API calls a bot needs: reply, push and profile.
+//! The LINE Messaging API calls a bot needs: reply, push, profile and content.
 
 use super::{ApiError, send_with_retries};
 use serde::{Deserialize, Serialize};
@@ -133,6 +133,36 @@ impl LineClient {
             api: "LINE profile",
             reason: e.to_string(),
         })
+    }
+}
+
+impl LineClient {
+    /// Downloads what a user sent (`image`, `video`, `audio`, `file`), or with `preview` the
+    /// preview image of an image or video, from the content API; at most `max_bytes`.
+    pub async fn content(
+        &self,
+        message_id: &str,
+        preview: bool,
+        deadline: Instant,
+        max_bytes: usize,
+    ) -> Result<super::Download, ApiError> {
+        let url = format!(
+            "{}/v2/bot/message/{}/content{}",
+            self.data_api_base,
+            path_segment(message_id),
+            if preview { "/preview" } else { "" }
+        );
+        super::download(
+            if preview {
+                "LINE content preview"
+            } else {
+                "LINE content"
+            },
+            || self.http.get(&url).bearer_auth(&self.token),
+            deadline,
+            max_bytes,
+        )
+        .await
     }
 }
 

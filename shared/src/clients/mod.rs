@@ -94,6 +94,9 @@ pub enum ApiError {
     /// The answer could not be read.
     #[error("{api} answered something unreadable: {reason}")]
     Unreadable { api: &'static str, reason: String },
+    /// A download larger than the configured limit; left alone, not retried.
+    #[error("{api} sent a file larger than the limit of {limit} bytes")]
+    TooLarge { api: &'static str, limit: usize },
 }
 
 impl ApiError {
@@ -168,6 +171,80 @@ pub(crate) async fn send_with_retries(
         tokio::time::sleep(wait).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// A downloaded file and its content type.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub content_type: String,
+    pub bytes: bytes::Bytes,
+}
+
+/// Downloads what `build` asks for, with [`send_with_retries`]'s retries, reading at most
+/// `max_bytes`. A `202` (LINE: a video or audio file still being prepared) counts as not yet
+/// available, so the caller tries again later.
+pub(crate) async fn download(
+    api: &'static str,
+    build: impl Fn() -> reqwest::RequestBuilder,
+    deadline: Instant,
+    max_bytes: usize,
+) -> Result<Download, ApiError> {
+    let mut response = send_with_retries(api, build, deadline).await?;
+    if response.status() == reqwest::StatusCode::ACCEPTED {
+        return Err(ApiError::Unavailable {
+            api,
+            attempts: 1,
+            last: "202: the content is still being prepared".into(),
+        });
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > max_bytes as u64)
+    {
+        return Err(ApiError::TooLarge {
+            api,
+            limit: max_bytes,
+        });
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let mut bytes = Vec::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let chunk = match tokio::time::timeout(remaining, response.chunk()).await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(error)) => {
+                return Err(ApiError::Unavailable {
+                    api,
+                    attempts: 1,
+                    last: format!("download failed: {}", without_url(&error)),
+                });
+            }
+            Err(_) => {
+                return Err(ApiError::Unavailable {
+                    api,
+                    attempts: 1,
+                    last: "download still running at the deadline".into(),
+                });
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        if bytes.len() + chunk.len() > max_bytes {
+            return Err(ApiError::TooLarge {
+                api,
+                limit: max_bytes,
+            });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Download {
+        content_type,
+        bytes: bytes.into(),
+    })
 }
 
 /// The platform's error message from an error answer: LINE and Meta both answer JSON with a

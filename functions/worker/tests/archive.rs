@@ -1,0 +1,581 @@
+//! The conversation archive through the worker, on DynamoDB + S3 on moto and on the embedded
+//! SQLite archive, with a fake LINE and Meta API on loopback that counts content downloads:
+//! messages and media stored once however often they arrive, edits out of order ending with the
+//! newest text, unsend deleting the message and its files (also when it arrives first), a failed
+//! download retried to completion, profiles stored on follow.
+//!
+//! The DynamoDB + S3 half needs moto (see `testkit::aws_endpoint`).
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use shared::adapters::dynamodb_archive::DynamoDbArchive;
+use shared::adapters::memory::MemoryStore;
+use shared::adapters::s3::S3Media;
+use shared::adapters::sqlite::SqliteDb;
+use shared::adapters::sqlite_archive::SqliteArchive;
+use shared::archive::{Archive, ArchiveConfig, ArchivedMessage, Archiving, MediaState};
+use shared::bot::{Bot, BotError, BotEvent};
+use shared::clients::Clients;
+use shared::ports::{ArchiveStore, MediaStore, QueueMessage};
+use shared::worker::{QueueRecord, RecordOutcome, Worker, WorkerConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const BOT: &str = "Uf00000000000000000000000000000b0";
+const USER: &str = "U4af4980629000000000000000000c0de";
+const GROUP: &str = "Ca56f94637c00000000000000000000gg";
+const PAGE: &str = "106000000000001";
+const PSID: &str = "2460000000000001";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The fake content API: `content-{id}` / `preview-{id}` as JPEG, counted; fails with 500 while
+/// `failing` is set.
+#[derive(Clone, Default)]
+struct Content {
+    downloads: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Respond for Content {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if self.failing.load(Ordering::SeqCst) {
+            return ResponseTemplate::new(500).set_body_json(json!({"message": "try later"}));
+        }
+        self.downloads.fetch_add(1, Ordering::SeqCst);
+        let parts: Vec<&str> = request.url.path().split('/').collect();
+        // /v2/bot/message/{id}/content[/preview]
+        let id = parts.get(4).copied().unwrap_or("?");
+        let body = if request.url.path().ends_with("/preview") {
+            format!("preview-{id}")
+        } else {
+            format!("content-{id}")
+        };
+        ResponseTemplate::new(200).set_body_raw(body.into_bytes(), "image/jpeg")
+    }
+}
+
+/// Counts the events the wrapped bot saw.
+#[derive(Default)]
+struct CountingBot(AtomicUsize);
+
+#[async_trait]
+impl Bot for CountingBot {
+    async fn handle(&self, _event: &BotEvent, _clients: &Clients) -> Result<(), BotError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct Setup {
+    server: MockServer,
+    content: Content,
+    store: Arc<dyn ArchiveStore>,
+    media: Arc<dyn MediaStore>,
+    bot: Arc<CountingBot>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Setup {
+    async fn new(backend: Backend) -> Setup {
+        let server = MockServer::start().await;
+        let content = Content::default();
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/v2/bot/message/[^/]+/content(/preview)?$"))
+            .respond_with(content.clone())
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/v2/bot/profile/.+$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "userId": USER, "displayName": "Taro", "pictureUrl": "https://profile.line-scdn.net/p/taro",
+                "statusMessage": "Hello!"
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/cdn/photo.png"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(b"png-bytes".to_vec(), "image/png"),
+            )
+            .mount(&server)
+            .await;
+        let (store, media, dir): (Arc<dyn ArchiveStore>, Arc<dyn MediaStore>, _) = match backend {
+            Backend::Aws(endpoint) => {
+                let dynamodb = testkit::dynamodb_client(&endpoint);
+                let table = testkit::create_archive_table(&dynamodb).await;
+                let s3 = testkit::s3_client(&endpoint);
+                let bucket = testkit::create_bucket(&s3).await;
+                (
+                    Arc::new(DynamoDbArchive::new(dynamodb, table)),
+                    Arc::new(S3Media::new(s3, bucket)),
+                    None,
+                )
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let db = SqliteDb::open(&dir.path().join("archive.db")).expect("database");
+                let archive = Arc::new(SqliteArchive::new(db));
+                (archive.clone(), archive, Some(dir))
+            }
+        };
+        Setup {
+            server,
+            content,
+            store,
+            media,
+            bot: Arc::default(),
+            _dir: dir,
+        }
+    }
+
+    fn clients(&self) -> Clients {
+        let uri = self.server.uri();
+        Clients::from_vars(|name| {
+            Some(match name {
+                "LINE_CHANNEL_ACCESS_TOKEN" => "test-line-token".to_owned(),
+                "META_PAGE_ACCESS_TOKEN" => "test-page-token".to_owned(),
+                "LINE_API_BASE_URL" | "LINE_DATA_API_BASE_URL" | "META_GRAPH_API_BASE_URL" => {
+                    uri.clone()
+                }
+                _ => return None,
+            })
+        })
+    }
+
+    /// A worker with its own idempotency store: a new one lets every event through again, as a
+    /// redelivery after the idempotency record expired would.
+    fn worker(&self) -> Worker {
+        let archive = Archive::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.media),
+            ArchiveConfig::default(),
+        );
+        Worker::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(Archiving::new(Arc::new(archive), self.bot.clone())),
+            self.clients(),
+            WorkerConfig {
+                safety_margin: Duration::from_millis(300),
+                ..WorkerConfig::default()
+            },
+        )
+    }
+
+    async fn history(&self, conversation: &str) -> Vec<ArchivedMessage> {
+        self.store
+            .history(conversation, 100, now_ms())
+            .await
+            .expect("history")
+    }
+}
+
+enum Backend {
+    Aws(String),
+    Sqlite,
+}
+
+/// The queue messages the ingress writes for a LINE body with these events.
+fn line_queue(events: &[Value]) -> Vec<QueueMessage> {
+    let body = json!({"destination": BOT, "events": events}).to_string();
+    let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
+    shared::ingress::line_messages(&callback, now_ms(), 256 * 1024).expect("messages")
+}
+
+fn meta_queue(messaging: &[Value]) -> Vec<QueueMessage> {
+    let body = json!({"object": "page", "entry": [{"id": PAGE, "time": now_ms(), "messaging": messaging}]})
+        .to_string();
+    let notification = shared::meta::Notification::parse(body.as_bytes()).expect("notification");
+    shared::ingress::meta_messages(&notification, now_ms(), 256 * 1024).expect("messages")
+}
+
+fn records(messages: &[QueueMessage]) -> Vec<QueueRecord> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| QueueRecord {
+            message_id: format!("q{i}"),
+            body: m.body.clone(),
+            group_id: None,
+        })
+        .collect()
+}
+
+async fn deliver(worker: &Worker, messages: &[QueueMessage]) -> Vec<RecordOutcome> {
+    worker
+        .process(&records(messages), now_ms() + 4_000)
+        .await
+        .outcomes
+        .into_iter()
+        .map(|(_, outcome)| outcome)
+        .collect()
+}
+
+fn line_event(kind: &str, body: Value, id: &str, timestamp: i64) -> Value {
+    let mut event = json!({
+        "type": kind, "webhookEventId": format!("01JARCHIVE{id}"), "timestamp": timestamp,
+        "deliveryContext": {"isRedelivery": false}, "mode": "active",
+        "source": {"type": "group", "groupId": GROUP, "userId": USER},
+        "replyToken": format!("r{id}")
+    });
+    if let (Some(event), Some(body)) = (event.as_object_mut(), body.as_object()) {
+        event.extend(body.clone());
+    }
+    event
+}
+
+fn line_message(message: Value, id: &str, timestamp: i64) -> Value {
+    line_event("message", json!({"message": message}), id, timestamp)
+}
+
+fn conversation() -> String {
+    format!("line:{BOT}:group:{GROUP}")
+}
+
+async fn run_all(backend: impl Fn() -> Backend) {
+    messages_and_media_are_stored_once(Setup::new(backend()).await).await;
+    edits_out_of_order_end_with_the_newest(Setup::new(backend()).await).await;
+    unsend_deletes_and_is_remembered(Setup::new(backend()).await).await;
+    failed_downloads_are_retried(Setup::new(backend()).await).await;
+    follow_stores_the_profile(Setup::new(backend()).await).await;
+    meta_messages_attachments_and_edits(Setup::new(backend()).await).await;
+}
+
+#[tokio::test]
+async fn the_archive_on_dynamodb_and_s3() {
+    let Some(endpoint) = testkit::aws_endpoint() else {
+        return;
+    };
+    run_all(|| Backend::Aws(endpoint.clone())).await;
+}
+
+#[tokio::test]
+async fn the_archive_on_sqlite() {
+    run_all(|| Backend::Sqlite).await;
+}
+
+async fn messages_and_media_are_stored_once(setup: Setup) {
+    let t = 1_763_715_600_000;
+    let queue = line_queue(&[
+        line_message(
+            json!({"id": "m1", "type": "text", "text": "hello"}),
+            "a1",
+            t,
+        ),
+        line_message(
+            json!({"id": "m2", "type": "image", "contentProvider": {"type": "line"}}),
+            "a2",
+            t + 1,
+        ),
+        line_message(
+            json!({"id": "m3", "type": "video", "duration": 1000, "contentProvider": {"type": "line"}}),
+            "a3",
+            t + 2,
+        ),
+        line_message(
+            json!({"id": "m4", "type": "audio", "duration": 1000, "contentProvider": {"type": "line"}}),
+            "a4",
+            t + 3,
+        ),
+        line_message(
+            json!({"id": "m5", "type": "file", "fileName": "a.pdf", "fileSize": 10}),
+            "a5",
+            t + 4,
+        ),
+        line_message(
+            json!({"id": "m6", "type": "image", "contentProvider": {"type": "external",
+            "originalContentUrl": "https://example.com/a.jpg", "previewImageUrl": "https://example.com/p.jpg"}}),
+            "a6",
+            t + 5,
+        ),
+        line_message(
+            json!({"id": "m7", "type": "sticker", "packageId": "1", "stickerId": "2", "stickerResourceType": "STATIC"}),
+            "a7",
+            t + 6,
+        ),
+    ]);
+    let worker = setup.worker();
+    // Twice through one worker (the idempotency store drops the second), then through a fresh
+    // one (the archive itself must not store twice).
+    for (round, worker) in [&worker, &worker, &setup.worker()].into_iter().enumerate() {
+        let outcomes = deliver(worker, &queue).await;
+        assert!(
+            outcomes.iter().all(|o| !o.is_failure()),
+            "round {round}: {outcomes:?}"
+        );
+    }
+    // image and video: content and preview; audio and file: content; external: nothing.
+    assert_eq!(
+        setup.content.downloads.load(Ordering::SeqCst),
+        6,
+        "each file downloaded once"
+    );
+    let history = setup.history(&conversation()).await;
+    let ids: Vec<&str> = history.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+    let kinds: Vec<&str> = history.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "text", "image", "video", "audio", "file", "image", "sticker"
+        ]
+    );
+    assert_eq!(history[0].text.as_deref(), Some("hello"));
+    assert_eq!(history[0].sender.as_deref(), Some(USER));
+    assert_eq!(history[0].sent_at, Some(t));
+    assert_eq!(
+        history[6]
+            .event
+            .as_ref()
+            .and_then(|e| e["message"]["stickerId"].as_str()),
+        Some("2")
+    );
+    for message in &history {
+        for media in &message.media {
+            let expected = format!("{}-{}", media.role, message.message_id);
+            assert_eq!(
+                media.state,
+                MediaState::Stored {
+                    content_type: "image/jpeg".into(),
+                    bytes: expected.len() as u64
+                },
+                "{}",
+                media.object_key
+            );
+            let stored = setup.media.get(&media.object_key).await.expect("get");
+            assert_eq!(
+                stored,
+                Some(("image/jpeg".into(), bytes::Bytes::from(expected))),
+                "{}",
+                media.object_key
+            );
+        }
+    }
+    assert!(
+        history[5].media.is_empty(),
+        "external content is not fetched"
+    );
+    assert_eq!(
+        setup.bot.0.load(Ordering::SeqCst),
+        14,
+        "the bot ran once per event per fresh store"
+    );
+}
+
+async fn edits_out_of_order_end_with_the_newest(setup: Setup) {
+    let t = 1_763_715_700_000;
+    let text = |text: &str| json!({"id": "e1", "type": "text", "text": text});
+    let original = line_queue(&[line_message(text("v0"), "e0", t)]);
+    let edit = |n: i64| {
+        line_queue(&[line_event(
+            "messageEdited",
+            json!({"message": text(&format!("v{n}"))}),
+            &format!("e{n}"),
+            t + n * 1000,
+        )])
+    };
+    let worker = setup.worker();
+    // An edit first, then the original, then the other edits newest first.
+    for queue in [edit(2), original, edit(3), edit(1)] {
+        let outcomes = deliver(&worker, &queue).await;
+        assert_eq!(outcomes, [RecordOutcome::Handled]);
+    }
+    let history = setup.history(&conversation()).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].text.as_deref(), Some("v3"));
+    assert_eq!(
+        history[0].sent_at,
+        Some(t),
+        "the original gives the send time"
+    );
+    assert!(history[0].edited);
+}
+
+async fn unsend_deletes_and_is_remembered(setup: Setup) {
+    let t = 1_763_715_800_000;
+    let image = |id: &str| json!({"id": id, "type": "image", "contentProvider": {"type": "line"}});
+    let unsend = |id: &str, event: &str, at| {
+        line_queue(&[line_event(
+            "unsend",
+            json!({"unsend": {"messageId": id}}),
+            event,
+            at,
+        )])
+    };
+    let worker = setup.worker();
+    deliver(&worker, &line_queue(&[line_message(image("u1"), "u1", t)])).await;
+    let stored = setup.history(&conversation()).await;
+    assert_eq!(stored.len(), 1);
+    let keys: Vec<String> = stored[0]
+        .media
+        .iter()
+        .map(|m| m.object_key.clone())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    for key in &keys {
+        assert!(setup.media.get(key).await.expect("get").is_some());
+    }
+
+    assert_eq!(
+        deliver(&worker, &unsend("u1", "u1x", t + 10)).await,
+        [RecordOutcome::Handled]
+    );
+    assert!(
+        setup.history(&conversation()).await.is_empty(),
+        "unsent messages leave the history"
+    );
+    for key in &keys {
+        assert_eq!(
+            setup.media.get(key).await.expect("get"),
+            None,
+            "{key} deleted"
+        );
+    }
+    let tombstone = setup
+        .store
+        .load(&conversation(), "u1")
+        .await
+        .expect("load")
+        .expect("tombstone");
+    assert_eq!(tombstone.text, None);
+    assert_eq!(tombstone.event, None);
+    assert!(tombstone.pending_deletes.is_empty());
+
+    // The unsend arrives before its message: the message is never stored, nor fetched.
+    let downloads = setup.content.downloads.load(Ordering::SeqCst);
+    deliver(&worker, &unsend("u2", "u2x", t + 30)).await;
+    deliver(
+        &worker,
+        &line_queue(&[line_message(image("u2"), "u2", t + 20)]),
+    )
+    .await;
+    // A redelivery of the first message after its unsend is kept out too.
+    deliver(
+        &setup.worker(),
+        &line_queue(&[line_message(image("u1"), "u1", t)]),
+    )
+    .await;
+    assert!(setup.history(&conversation()).await.is_empty());
+    assert_eq!(
+        setup.content.downloads.load(Ordering::SeqCst),
+        downloads,
+        "nothing fetched"
+    );
+}
+
+async fn failed_downloads_are_retried(setup: Setup) {
+    let t = 1_763_715_900_000;
+    let queue = line_queue(&[line_message(
+        json!({"id": "f1", "type": "image", "contentProvider": {"type": "line"}}),
+        "f1",
+        t,
+    )]);
+    let worker = setup.worker();
+    setup.content.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        deliver(&worker, &queue).await,
+        [RecordOutcome::Failed],
+        "the event fails"
+    );
+    let history = setup.history(&conversation()).await;
+    assert_eq!(history.len(), 1, "the message is stored all the same");
+    assert!(
+        history[0]
+            .media
+            .iter()
+            .all(|m| m.state == MediaState::Pending)
+    );
+    assert_eq!(
+        setup.bot.0.load(Ordering::SeqCst),
+        0,
+        "the bot waits for the archive"
+    );
+
+    setup.content.failing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        deliver(&worker, &queue).await,
+        [RecordOutcome::Handled],
+        "the retry completes"
+    );
+    let history = setup.history(&conversation()).await;
+    assert!(
+        history[0]
+            .media
+            .iter()
+            .all(|m| matches!(m.state, MediaState::Stored { .. })),
+        "{:?}",
+        history[0].media
+    );
+    assert_eq!(setup.content.downloads.load(Ordering::SeqCst), 2);
+    assert_eq!(setup.bot.0.load(Ordering::SeqCst), 1);
+}
+
+async fn follow_stores_the_profile(setup: Setup) {
+    let queue = line_queue(&[json!({
+        "type": "follow", "webhookEventId": "01JARCHIVEFOLLOW", "timestamp": 1_763_716_000_000_i64,
+        "deliveryContext": {"isRedelivery": false}, "mode": "active",
+        "source": {"type": "user", "userId": USER}, "replyToken": "rf", "follow": {"isUnblocked": false}
+    })]);
+    assert_eq!(
+        deliver(&setup.worker(), &queue).await,
+        [RecordOutcome::Handled]
+    );
+    let profiles = setup
+        .store
+        .profiles(&queue[0].conversation, now_ms())
+        .await
+        .expect("profiles");
+    assert_eq!(profiles.len(), 1);
+    assert_eq!(profiles[0].user_id, USER);
+    assert_eq!(profiles[0].display_name, "Taro");
+    assert_eq!(
+        profiles[0].picture_url.as_deref(),
+        Some("https://profile.line-scdn.net/p/taro")
+    );
+    assert_eq!(profiles[0].status_message.as_deref(), Some("Hello!"));
+}
+
+async fn meta_messages_attachments_and_edits(setup: Setup) {
+    let t = 1_763_716_100_000_i64;
+    let item = |body: Value, at: i64| {
+        let mut item = json!({"sender": {"id": PSID}, "recipient": {"id": PAGE}, "timestamp": at});
+        if let (Some(item), Some(body)) = (item.as_object_mut(), body.as_object()) {
+            item.extend(body.clone());
+        }
+        item
+    };
+    let photo = format!("{}/cdn/photo.png", setup.server.uri());
+    let message = meta_queue(&[item(
+        json!({"message": {"mid": "m_photo", "text": "look", "attachments": [{"type": "image", "payload": {"url": photo}}]}}),
+        t,
+    )]);
+    let edit = |n: i64| {
+        meta_queue(&[item(
+            json!({"message_edit": {"mid": "m_photo", "text": format!("look {n}"), "num_edit": n}}),
+            t + 1000,
+        )])
+    };
+    let worker = setup.worker();
+    for queue in [&message, &edit(2), &edit(1), &message] {
+        let outcomes = deliver(&worker, queue).await;
+        assert!(outcomes.iter().all(|o| !o.is_failure()), "{outcomes:?}");
+    }
+    let history = setup.history(&message[0].conversation).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].text.as_deref(), Some("look 2"));
+    assert_eq!(history[0].sender.as_deref(), Some(PSID));
+    let media = &history[0].media;
+    assert_eq!(media.len(), 1);
+    assert_eq!(
+        setup.media.get(&media[0].object_key).await.expect("get"),
+        Some(("image/png".into(), bytes::Bytes::from_static(b"png-bytes")))
+    );
+}
