@@ -469,6 +469,21 @@ async fn unsend_deletes_and_is_remembered(setup: Setup) {
         downloads,
         "nothing fetched"
     );
+    for id in ["u1", "u2"] {
+        let tombstone = setup
+            .store
+            .load(&conversation(), id)
+            .await
+            .expect("load")
+            .expect("tombstone");
+        assert_eq!(tombstone.text, None, "{id}");
+        assert_eq!(
+            tombstone.event, None,
+            "{id}: no copy of the message is kept"
+        );
+        assert!(tombstone.media.is_empty(), "{id}");
+        assert_eq!(tombstone.sender, None, "{id}");
+    }
 }
 
 async fn failed_downloads_are_retried(setup: Setup) {
@@ -577,5 +592,17 @@ async fn meta_messages_attachments_and_edits(setup: Setup) {
     assert_eq!(
         setup.media.get(&media[0].object_key).await.expect("get"),
         Some(("image/png".into(), bytes::Bytes::from_static(b"png-bytes")))
+    );
+
+    // Instagram's unsend: the same mid again, with `is_deleted`.
+    let deleted = meta_queue(&[item(
+        json!({"message": {"mid": "m_photo", "is_deleted": true}}),
+        t + 5000,
+    )]);
+    assert_eq!(deliver(&worker, &deleted).await, [RecordOutcome::Handled]);
+    assert!(setup.history(&message[0].conversation).await.is_empty());
+    assert_eq!(
+        setup.media.get(&media[0].object_key).await.expect("get"),
+        None
     );
 }
