@@ -552,18 +552,7 @@ impl ArchiveConfig {
     pub fn from_vars(
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<ArchiveConfig, crate::ingress::ConfigError> {
-        let number = |name: &'static str| -> Result<Option<u64>, crate::ingress::ConfigError> {
-            var(name)
-                .map(|v| {
-                    v.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or(
-                        crate::ingress::ConfigError {
-                            name,
-                            problem: format!("not a positive whole number: {v:?}"),
-                        },
-                    )
-                })
-                .transpose()
-        };
+        let number = |name| crate::ingress::positive_number(&var, name);
         let defaults = ArchiveConfig::default();
         Ok(ArchiveConfig {
             retention: number("ARCHIVE_RETENTION_DAYS")?.map_or(defaults.retention, |days| {

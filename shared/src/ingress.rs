@@ -56,6 +56,25 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// Reads `name` through `var` as a positive whole number; `None` when it is unset.
+pub(crate) fn positive_number(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    var(name)
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(ConfigError {
+                    name,
+                    problem: format!("not a positive whole number: {v:?}"),
+                })
+        })
+        .transpose()
+}
+
 impl IngressConfig {
     /// Reads `LINE_CHANNEL_SECRET`, `META_APP_SECRET` (comma-separated lists), `META_VERIFY_TOKEN`,
     /// `MAX_BODY_BYTES` and `ENQUEUE_BUDGET_MS` through `var`, usually `std::env::var`.

@@ -62,18 +62,7 @@ impl WorkerConfig {
     pub fn from_vars(
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<WorkerConfig, crate::ingress::ConfigError> {
-        let number = |name: &'static str| -> Result<Option<u64>, crate::ingress::ConfigError> {
-            var(name)
-                .map(|v| {
-                    v.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or(
-                        crate::ingress::ConfigError {
-                            name,
-                            problem: format!("not a positive whole number: {v:?}"),
-                        },
-                    )
-                })
-                .transpose()
-        };
+        let number = |name| crate::ingress::positive_number(&var, name);
         let defaults = WorkerConfig::default();
         Ok(WorkerConfig {
             idempotency_ttl: number("IDEMPOTENCY_TTL_SECONDS")?
