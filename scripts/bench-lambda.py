@@ -29,7 +29,7 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
+from e2e import aws_resources, free_port, sqs_event  # the end-to-end test's helpers, same folder
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -38,12 +38,6 @@ META_SECRET = "test-meta-app-secret"
 ONE_EVENT_REQUESTS = int(os.environ.get("BENCH_ONE_EVENT_REQUESTS", "300"))
 BATCH_REQUESTS = int(os.environ.get("BENCH_BATCH_REQUESTS", "5"))
 COLD_STARTS = int(os.environ.get("BENCH_COLD_STARTS", "10"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values, p):
@@ -111,14 +105,6 @@ def meta_request(run):
     body = meta_body(run)
     signature = "sha256=" + hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
     return apigw("/meta", body, {"x-hub-signature-256": signature})
-
-
-def sqs_event(messages, queue_arn):
-    return {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": m.get("Attributes", {}), "messageAttributes": {},
-        "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1"} for m in messages]}
 
 
 class NoDelay(BaseHTTPRequestHandler):
@@ -280,17 +266,8 @@ def main():
     endpoint = os.environ.get("GATEWAY_TEST_AWS_ENDPOINT")
     if not endpoint:
         sys.exit("GATEWAY_TEST_AWS_ENDPOINT is not set (scripts/bench-lambda.sh starts moto)")
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    sqs = session.client("sqs", endpoint_url=endpoint)
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    sqs, _, queue_url, queue_arn, table = aws_resources(endpoint, "bench")
     suffix = str(os.getpid())
-    queue_url = sqs.create_queue(QueueName="bench-events-" + suffix)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    table = "bench-idempotency-" + suffix
-    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
     api = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     api.daemon_threads = True
     threading.Thread(target=api.serve_forever, daemon=True).start()

@@ -139,6 +139,23 @@ def sqs_event(messages, queue_arn):
         "awsRegion": "us-east-1"} for m in messages]}
 
 
+def aws_resources(endpoint, prefix):
+    """Clients for moto, a new queue and a new idempotency table as the template defines it:
+    (sqs, dynamodb, queue URL, queue ARN, table name)."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    suffix = str(os.getpid())
+    queue_url = sqs.create_queue(QueueName=f"{prefix}-events-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    table = f"{prefix}-idempotency-{suffix}"
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    return sqs, dynamodb, queue_url, queue_arn, table
+
+
 def main():
     endpoint = os.environ.get("GATEWAY_TEST_AWS_ENDPOINT")
     if not endpoint:
@@ -147,17 +164,7 @@ def main():
     if samples != sorted(EXPECTED):
         fail(f"events/ and this script disagree: {sorted(set(samples) ^ set(EXPECTED))}")
 
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    sqs = session.client("sqs", endpoint_url=endpoint)
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    suffix = str(os.getpid())
-    queue_url = sqs.create_queue(QueueName="e2e-events-" + suffix)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    table = "e2e-idempotency-" + suffix
-    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    sqs, dynamodb, queue_url, queue_arn, table = aws_resources(endpoint, "e2e")
 
     api = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     threading.Thread(target=api.serve_forever, daemon=True).start()

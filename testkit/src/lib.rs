@@ -62,6 +62,20 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config(endpoint))
 }
 
+/// API clients with test tokens, every LINE and Meta base URL pointed at `uri` (a fake API).
+pub fn fake_api_clients(uri: &str) -> shared::clients::Clients {
+    shared::clients::Clients::from_vars(|name| {
+        Some(match name {
+            "LINE_CHANNEL_ACCESS_TOKEN" => "test-line-token".to_owned(),
+            "META_PAGE_ACCESS_TOKEN" => "test-page-token".to_owned(),
+            "LINE_API_BASE_URL" | "LINE_DATA_API_BASE_URL" | "META_GRAPH_API_BASE_URL" => {
+                uri.to_owned()
+            }
+            _ => return None,
+        })
+    })
+}
+
 /// A name no other test of this run uses.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -138,17 +138,7 @@ impl Setup {
     }
 
     fn clients(&self) -> Clients {
-        let uri = self.server.uri();
-        Clients::from_vars(|name| {
-            Some(match name {
-                "LINE_CHANNEL_ACCESS_TOKEN" => "test-line-token".to_owned(),
-                "META_PAGE_ACCESS_TOKEN" => "test-page-token".to_owned(),
-                "LINE_API_BASE_URL" | "LINE_DATA_API_BASE_URL" | "META_GRAPH_API_BASE_URL" => {
-                    uri.clone()
-                }
-                _ => return None,
-            })
-        })
+        testkit::fake_api_clients(&self.server.uri())
     }
 
     /// A worker with its own idempotency store: a new one lets every event through again, as a

@@ -156,17 +156,7 @@ impl FakeApi {
     }
 
     fn clients(&self) -> Clients {
-        let uri = self.server.uri();
-        Clients::from_vars(|name| {
-            Some(match name {
-                "LINE_CHANNEL_ACCESS_TOKEN" => "test-line-token".to_owned(),
-                "META_PAGE_ACCESS_TOKEN" => "test-page-token".to_owned(),
-                "LINE_API_BASE_URL" | "LINE_DATA_API_BASE_URL" | "META_GRAPH_API_BASE_URL" => {
-                    uri.clone()
-                }
-                _ => return None,
-            })
-        })
+        testkit::fake_api_clients(&self.server.uri())
     }
 
     async fn requests(&self, wanted: &str) -> Vec<Request> {
