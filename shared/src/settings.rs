@@ -53,6 +53,48 @@ pub fn lookup(secrets: &Values, name: &str) -> Option<String> {
         .or_else(|| secrets.get(name).filter(|v| !v.trim().is_empty()).cloned())
 }
 
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// Reads `name` through `var` as a positive whole number; `None` when it is unset.
+pub fn positive_number(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    var(name)
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(ConfigError {
+                    name,
+                    problem: format!("not a positive whole number: {v:?}"),
+                })
+        })
+        .transpose()
+}
+
+/// Reads `name` through `var` as a whole number (0 allowed), `default` when it is unset.
+pub fn whole_number(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(text) => text.trim().parse().map_err(|e| ConfigError {
+            name,
+            problem: format!("not a whole number: {e}"),
+        }),
+    }
+}
+
 type Build<T, E> = dyn Fn(&dyn Fn(&str) -> Option<String>) -> Result<T, E> + Send + Sync;
 
 /// A value built from settings and rebuilt from its source in the background.
