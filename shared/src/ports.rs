@@ -46,16 +46,28 @@ pub trait EventQueue: Send + Sync {
 /// What a claim on an event's key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The key is ours until the in-progress expiry: run the handler.
-    Claimed,
+    /// The key is ours until the claim's lease ends: run the handler. `attempt` counts this run:
+    /// 1, plus the failed runs recorded for the key (see [`Release::Retry`]).
+    Claimed { attempt: u32 },
     /// The handler already ran for this key (and the record has not expired): acknowledge.
     AlreadyCompleted,
-    /// Another invocation holds the key until `until_ms`: report the record failed so that SQS
-    /// delivers it again later.
+    /// Another invocation holds the key until `until_ms`: report the record failed so that the
+    /// queue delivers it again later.
     InProgressElsewhere { until_ms: i64 },
 }
 
-/// A request to the idempotency store failed.
+/// What a failed run leaves behind when its claim is given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// The handler failed: keep the key claimable and count the failure, with a short reason
+    /// (never content), so that the next run knows its attempt number.
+    Retry { reason: String },
+    /// The event left the queue (dead-lettered): forget the key, so that a redrive starts over.
+    Forget,
+}
+
+/// A request to the idempotency store failed (or its answer was lost: the write may have
+/// happened).
 #[derive(Debug, thiserror::Error)]
 #[error("idempotency store {operation} for {key}: {reason}")]
 pub struct StoreError {
@@ -67,25 +79,71 @@ pub struct StoreError {
 /// The idempotency store: one record per event key, so that each event's handler runs once.
 ///
 /// Times are milliseconds since the epoch. Implementations must treat a record whose expiry has
-/// passed as absent, whatever the store's own TTL has done with it.
+/// passed as absent, whatever the store's own TTL has done with it. Every write names its
+/// `owner` (one per claim attempt), so that a write retried after a lost answer recognises its
+/// own earlier success instead of taking it for someone else's.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` with one conditional write, marking it in progress until
-    /// `in_progress_until_ms`; the record itself expires at `expires_at_ms`. Succeeds when there
-    /// is no record, when it has expired, or when it is in progress with an expired claim.
+    /// Claims `key` for `owner` with one conditional write, leased until `lease_until_ms`; the
+    /// record itself expires at `expires_at_ms`. Succeeds when there is no record, when it has
+    /// expired, when a failed run released it, when it is in progress with a lapsed lease, or
+    /// when `owner` already holds it.
     async fn claim(
         &self,
         key: &str,
+        owner: &str,
         now_ms: i64,
-        in_progress_until_ms: i64,
+        lease_until_ms: i64,
         expires_at_ms: i64,
     ) -> Result<Claim, StoreError>;
 
-    /// Marks `key` completed until `expires_at_ms`.
+    /// Marks `key` completed until `expires_at_ms`, whoever holds it.
     async fn complete(&self, key: &str, expires_at_ms: i64) -> Result<(), StoreError>;
 
-    /// Removes an in-progress claim after the handler failed, so that a retry can run it.
-    async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Gives up `owner`'s claim after the handler failed (see [`Release`]). Leaves the record
+    /// alone when `owner` no longer holds it (completed, or taken over after its lease).
+    async fn release(&self, key: &str, owner: &str, release: Release) -> Result<(), StoreError>;
+}
+
+/// A record could not be put in the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+#[error("dead-lettering message {message_id}: {reason}")]
+pub struct DeadLetterError {
+    pub message_id: String,
+    pub reason: String,
+}
+
+/// Where the worker puts a record it gives up on, with the reason, before acknowledging it: on a
+/// FIFO queue, leaving a failing record for the queue's own redrive would send the healthy
+/// records blocked behind it to the dead-letter queue with it.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn dead_letter(
+        &self,
+        record: &crate::worker::QueueRecord,
+        reason: &str,
+    ) -> Result<(), DeadLetterError>;
+}
+
+/// A claim-check object could not be written, read or deleted.
+#[derive(Debug, thiserror::Error)]
+#[error("claim check {operation} for {object}: {reason}")]
+pub struct ClaimError {
+    pub operation: &'static str,
+    pub object: String,
+    pub reason: String,
+}
+
+/// Where an event too large for a queue message waits (S3; SQLite locally): the ingress writes it
+/// before answering `200`, the queue carries a pointer, the worker reads it and deletes it once
+/// the event is handled (a lifecycle rule removes what is left).
+#[async_trait]
+pub trait ClaimStore: Send + Sync {
+    async fn put(&self, object: &str, bytes: bytes::Bytes) -> Result<(), ClaimError>;
+    /// The object; `None` when there is none.
+    async fn get(&self, object: &str) -> Result<Option<bytes::Bytes>, ClaimError>;
+    /// Deletes the object; deleting a missing one succeeds.
+    async fn delete(&self, object: &str) -> Result<(), ClaimError>;
 }
 
 /// A request to the conversation archive or its media store failed.

@@ -13,11 +13,11 @@ use shared::adapters::memory::MemoryStore;
 use shared::adapters::sqlite::{SqliteDb, SqliteStore};
 use shared::bot::{Bot, BotError, BotEvent};
 use shared::clients::Clients;
-use shared::ports::{Claim, IdempotencyStore, StoreError};
+use shared::ports::{Claim, IdempotencyStore, Release, StoreError};
 use shared::worker::{QueueRecord, RecordOutcome, Worker, WorkerConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const EVENTS: usize = 2000;
 const BATCH: usize = 10;
@@ -40,22 +40,23 @@ impl IdempotencyStore for Counting {
     async fn claim(
         &self,
         key: &str,
+        owner: &str,
         now_ms: i64,
         lease_until_ms: i64,
         expires_at_ms: i64,
     ) -> Result<Claim, StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.inner
-            .claim(key, now_ms, lease_until_ms, expires_at_ms)
+            .claim(key, owner, now_ms, lease_until_ms, expires_at_ms)
             .await
     }
     async fn complete(&self, key: &str, expires_at_ms: i64) -> Result<(), StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.inner.complete(key, expires_at_ms).await
     }
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, owner: &str, release: Release) -> Result<(), StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.release(key).await
+        self.inner.release(key, owner, release).await
     }
 }
 
@@ -81,11 +82,7 @@ fn records(run: &str) -> Vec<QueueRecord> {
                 i % 64,
                 now_ms()
             );
-            QueueRecord {
-                message_id: format!("m{i}"),
-                body,
-                group_id: None,
-            }
+            QueueRecord::new(format!("m{i}"), body)
         })
         .collect()
 }
@@ -123,10 +120,7 @@ async fn measure(name: &str, store: Arc<dyn IdempotencyStore>, run: &str) {
         Arc::clone(&counting) as Arc<dyn IdempotencyStore>,
         Arc::new(NoOpBot),
         Clients::from_vars(|_| None),
-        WorkerConfig {
-            safety_margin: Duration::from_millis(300),
-            ..WorkerConfig::default()
-        },
+        WorkerConfig::default(),
     );
     let records = records(run);
     let (new_rate, new_requests) = pass(&worker, &counting, &records, RecordOutcome::Handled).await;

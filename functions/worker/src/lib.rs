@@ -4,29 +4,39 @@
 
 pub mod bot;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::dynamodb::DynamoDbStore;
 use shared::adapters::dynamodb_archive::DynamoDbArchive;
-use shared::adapters::s3::S3Media;
+use shared::adapters::s3::{S3Claims, S3Media};
 use shared::adapters::secrets_manager;
-use shared::archive::{Archive, ArchiveConfig, Archiving};
-use shared::bot::Bot;
+use shared::adapters::sqs::{PLATFORM_ATTRIBUTE, SqsDeadLetters, SqsQueue, SqsTuning};
+use shared::archive::{Archive, ArchiveConfig};
 use shared::clients::Clients;
 use shared::settings::{DEFAULT_REFRESH, Reloading};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::sync::Arc;
 
+/// A record of Lambda's SQS event as the worker reads it.
+pub fn queue_record(message: SqsMessage) -> QueueRecord {
+    QueueRecord {
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1),
+        group_id: message.attributes.get("MessageGroupId").cloned(),
+        platform: message
+            .message_attributes
+            .get(PLATFORM_ATTRIBUTE)
+            .and_then(|attribute| attribute.string_value.clone()),
+        message_id: message.message_id.unwrap_or_default(),
+        body: message.body.unwrap_or_default(),
+    }
+}
+
 /// Handles one SQS batch; `deadline_ms` is the invocation's deadline (ms since the epoch).
 pub async fn handle(worker: &Worker, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse {
-    let records: Vec<QueueRecord> = event
-        .records
-        .into_iter()
-        .map(|record| QueueRecord {
-            message_id: record.message_id.unwrap_or_default(),
-            body: record.body.unwrap_or_default(),
-            group_id: record.attributes.get("MessageGroupId").cloned(),
-        })
-        .collect();
+    let records: Vec<QueueRecord> = event.records.into_iter().map(queue_record).collect();
     let deadline_ms = absolute_deadline(deadline_ms, now_ms());
     let report = worker.process(&records, deadline_ms).await;
     if shared::telemetry::metrics_enabled() {
@@ -40,6 +50,8 @@ pub async fn handle(worker: &Worker, event: SqsEvent, deadline_ms: i64) -> SqsBa
                 Metric::count("DuplicatesSkipped", report.count(&O::Duplicate)),
                 Metric::count("HandlerFailures", failures),
                 Metric::count("PoisonMessages", report.count(&O::Poison)),
+                Metric::count("DeadLettered", report.count(&O::DeadLettered)),
+                Metric::count("CompletionsUnrecorded", worker.unrecorded_completions()),
                 Metric::count(
                     "RetriedLater",
                     report.count(&O::InProgressElsewhere) + report.count(&O::Blocked),
@@ -102,7 +114,9 @@ pub enum StartError {
     #[error("IDEMPOTENCY_TABLE is not set: the worker needs the DynamoDB idempotency table's name")]
     NoTable,
     #[error(transparent)]
-    Config(#[from] shared::ingress::ConfigError),
+    Config(#[from] shared::settings::ConfigError),
+    #[error("QUEUE_URL is not set: with the archive on, the worker queues its follow-ups there")]
+    NoQueueForArchive,
     #[error("settings: {0}")]
     Settings(String),
     #[error(
@@ -111,11 +125,14 @@ pub enum StartError {
     HalfAnArchive,
 }
 
+fn variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
 /// The archive, when `ARCHIVE_TABLE` and `ARCHIVE_BUCKET` are set (the template sets both when
 /// its `Archive` parameter is `Enabled`).
 pub fn archive_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Archive>, StartError> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    match (var("ARCHIVE_TABLE"), var("ARCHIVE_BUCKET")) {
+    match (variable("ARCHIVE_TABLE"), variable("ARCHIVE_BUCKET")) {
         (None, None) => Ok(None),
         (Some(table), Some(bucket)) => Ok(Some(Archive::new(
             Arc::new(DynamoDbArchive::new(
@@ -130,14 +147,13 @@ pub fn archive_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Archive>, 
 }
 
 /// Builds the worker from the environment: `IDEMPOTENCY_TABLE`, [`WorkerConfig::from_vars`],
-/// the API clients of [`Clients::from_vars`] with their tokens looked up in the environment and
-/// then in the Secrets Manager secret named by `GATEWAY_SECRET_ID` (reloaded every few minutes),
-/// and the example bot, behind the archive when [`archive_from_env`] finds one.
+/// `DEAD_LETTER_QUEUE_URL` (the worker dead-letters records itself), `CLAIM_CHECK_BUCKET` (events
+/// too large for a message), the API clients of [`Clients::from_vars`] with their tokens looked
+/// up in the environment and then in the Secrets Manager secret named by `GATEWAY_SECRET_ID`
+/// (reloaded every few minutes), the example bot, and the archive beside it when
+/// [`archive_from_env`] finds one (its follow-ups go to `QUEUE_URL`).
 pub async fn from_env() -> Result<Worker, StartError> {
-    let table = std::env::var("IDEMPOTENCY_TABLE")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .ok_or(StartError::NoTable)?;
+    let table = variable("IDEMPOTENCY_TABLE").ok_or(StartError::NoTable)?;
     let config = WorkerConfig::from_vars(|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let clients = Reloading::start(
@@ -147,10 +163,32 @@ pub async fn from_env() -> Result<Worker, StartError> {
     )
     .await
     .map_err(StartError::Settings)?;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    let bot: Arc<dyn Bot> = match archive_from_env(&sdk)? {
-        Some(archive) => Arc::new(Archiving::new(Arc::new(archive), Arc::new(bot::ExampleBot))),
-        None => Arc::new(bot::ExampleBot),
-    };
-    Ok(Worker::reloading(Arc::new(store), bot, clients, config))
+    let store = DynamoDbStore::new(
+        DynamoDbStore::client_for_worker(&sdk, config.budget.attempt_timeout),
+        table,
+    );
+    let tuning = SqsTuning::from_env();
+    let sqs = SqsQueue::client_for_sending(&sdk, tuning);
+    let archive = archive_from_env(&sdk)?;
+    let mut worker = Worker::reloading(
+        Arc::new(store),
+        Arc::new(bot::ExampleBot),
+        clients,
+        config.clone(),
+    );
+    if let Some(url) = variable("DEAD_LETTER_QUEUE_URL") {
+        worker = worker.with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), url)));
+    }
+    if let Some(bucket) = variable("CLAIM_CHECK_BUCKET") {
+        worker = worker.with_claims(Arc::new(S3Claims::new(
+            S3Claims::client(&sdk, config.budget.attempt_timeout),
+            bucket,
+        )));
+    }
+    if let Some(archive) = archive {
+        let url = variable("QUEUE_URL").ok_or(StartError::NoQueueForArchive)?;
+        let follow_ups = SqsQueue::new(sqs, url).batched(tuning);
+        worker = worker.with_archive(Arc::new(archive), Arc::new(follow_ups));
+    }
+    Ok(worker)
 }

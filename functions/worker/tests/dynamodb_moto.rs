@@ -220,10 +220,7 @@ impl Setup {
 }
 
 fn worker_for(store: Arc<DynamoDbStore>, api: &FakeApi) -> Worker {
-    let config = WorkerConfig {
-        safety_margin: Duration::from_millis(300),
-        ..WorkerConfig::default()
-    };
+    let config = WorkerConfig::default();
     Worker::new(
         store,
         Arc::new(worker::bot::ExampleBot),
@@ -256,8 +253,10 @@ fn line_event(id: &str, extra: Value) -> Value {
 fn queued(events: &[Value]) -> Vec<String> {
     let body = json!({"destination": BOT, "events": events}).to_string();
     let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
-    shared::ingress::line_messages(&callback, now_ms(), 262_000)
+    let options = shared::ingress::SplitOptions::for_body(body.as_bytes(), now_ms(), 1 << 20);
+    shared::ingress::line_messages(&callback, &options)
         .expect("messages")
+        .messages
         .into_iter()
         .map(|m| m.body)
         .collect()
@@ -389,10 +388,10 @@ async fn a_claim_whose_invocation_died_is_taken_over_after_its_expiry() {
     assert_eq!(
         setup
             .store
-            .claim(&key, now, now + 1_000, now + 60_000)
+            .claim(&key, "dead-invocation", now, now + 1_000, now + 60_000)
             .await
             .expect("claim"),
-        Claim::Claimed
+        Claim::Claimed { attempt: 1 }
     );
     assert_eq!(
         run(&setup.worker, &bodies, 20_000).await,
@@ -417,13 +416,13 @@ async fn store_requests_two_for_a_new_event_one_for_a_duplicate() {
     assert_eq!(
         setup.store_requests() - before,
         2,
-        "PutItem claim + PutItem complete"
+        "UpdateItem claim + PutItem complete"
     );
     run(&setup.worker, &bodies, 20_000).await;
     assert_eq!(
         setup.store_requests() - before,
         3,
-        "one refused conditional PutItem"
+        "one refused conditional UpdateItem"
     );
 }
 

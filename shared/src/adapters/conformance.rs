@@ -1,7 +1,7 @@
 //! The idempotency store's contract, as one check every adapter's tests run (memory, SQLite,
 //! DynamoDB on moto), so that the adapters cannot drift apart.
 
-use crate::ports::{Claim, IdempotencyStore};
+use crate::ports::{Claim, IdempotencyStore, Release};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Checks `store` against the contract of [`IdempotencyStore`]; `prefix` keeps its keys apart
@@ -10,17 +10,23 @@ pub async fn check_idempotency_store(
     store: &dyn IdempotencyStore,
     prefix: &str,
 ) -> Result<(), String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
+    let now = crate::clock::now_ms();
     let (hour, minute) = (3_600_000, 60_000);
     let key = |name: &str| format!("{prefix}:{name}");
-    let claim = |name: String, in_progress_until: i64, expires_at: i64| async move {
+    let claim = |name: String, owner: &'static str, lease_until: i64, expires_at: i64| async move {
         store
-            .claim(&name, now, in_progress_until, expires_at)
+            .claim(&name, owner, now, lease_until, expires_at)
             .await
             .map_err(|e| e.to_string())
+    };
+    let release = |name: String, owner: &'static str, release: Release| async move {
+        store
+            .release(&name, owner, release)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let retry = || Release::Retry {
+        reason: "handler failed".into(),
     };
     let expect = |rule: &str, got: Claim, wanted: Claim| {
         if got == wanted {
@@ -29,25 +35,45 @@ pub async fn check_idempotency_store(
             Err(format!("{rule}: got {got:?}, wanted {wanted:?}"))
         }
     };
+    let claimed = |attempt| Claim::Claimed { attempt };
 
     let k = key("main");
     expect(
-        "a new key is claimed",
-        claim(k.clone(), now + minute, now + hour).await?,
-        Claim::Claimed,
+        "a new key is claimed, attempt 1",
+        claim(k.clone(), "a", now + minute, now + hour).await?,
+        claimed(1),
     )?;
     expect(
-        "a live claim is in progress elsewhere, until its expiry",
-        claim(k.clone(), now + minute, now + hour).await?,
+        "a live claim is in progress elsewhere, until its lease ends",
+        claim(k.clone(), "b", now + minute, now + hour).await?,
         Claim::InProgressElsewhere {
             until_ms: now + minute,
         },
     )?;
-    store.release(&k).await.map_err(|e| e.to_string())?;
     expect(
-        "a released key is claimed again",
-        claim(k.clone(), now + minute, now + hour).await?,
-        Claim::Claimed,
+        "the owner's own claim, retried after a lost answer, is still its own",
+        claim(k.clone(), "a", now + minute, now + hour).await?,
+        claimed(1),
+    )?;
+    release(k.clone(), "a", retry()).await?;
+    expect(
+        "a released key is claimed again, and counts the failed run",
+        claim(k.clone(), "b", now + minute, now + hour).await?,
+        claimed(2),
+    )?;
+    release(k.clone(), "a", retry()).await?;
+    expect(
+        "a release by someone who no longer holds the claim changes nothing",
+        claim(k.clone(), "c", now + minute, now + hour).await?,
+        Claim::InProgressElsewhere {
+            until_ms: now + minute,
+        },
+    )?;
+    release(k.clone(), "b", retry()).await?;
+    expect(
+        "failures add up",
+        claim(k.clone(), "c", now + minute, now + hour).await?,
+        claimed(3),
     )?;
     store
         .complete(&k, now + hour)
@@ -55,33 +81,45 @@ pub async fn check_idempotency_store(
         .map_err(|e| e.to_string())?;
     expect(
         "a completed key is completed",
-        claim(k.clone(), now + minute, now + hour).await?,
+        claim(k.clone(), "d", now + minute, now + hour).await?,
         Claim::AlreadyCompleted,
     )?;
-    store.release(&k).await.map_err(|e| e.to_string())?;
+    release(k.clone(), "c", retry()).await?;
+    release(k.clone(), "c", Release::Forget).await?;
     expect(
         "release leaves a completed record alone",
-        claim(k.clone(), now + minute, now + hour).await?,
+        claim(k.clone(), "d", now + minute, now + hour).await?,
         Claim::AlreadyCompleted,
+    )?;
+
+    let forgotten = key("forgotten");
+    claim(forgotten.clone(), "a", now + minute, now + hour).await?;
+    release(forgotten.clone(), "a", retry()).await?;
+    claim(forgotten.clone(), "b", now + minute, now + hour).await?;
+    release(forgotten.clone(), "b", Release::Forget).await?;
+    expect(
+        "a forgotten key (dead-lettered, then redriven) starts over",
+        claim(forgotten, "c", now + minute, now + hour).await?,
+        claimed(1),
     )?;
 
     let lapsed = key("lapsed");
     expect(
         "claim",
-        claim(lapsed.clone(), now - 1, now + hour).await?,
-        Claim::Claimed,
+        claim(lapsed.clone(), "a", now - 1, now + hour).await?,
+        claimed(1),
     )?;
     expect(
-        "a claim past its in-progress expiry is taken over",
-        claim(lapsed, now + minute, now + hour).await?,
-        Claim::Claimed,
+        "a claim past its lease is taken over",
+        claim(lapsed, "b", now + minute, now + hour).await?,
+        claimed(1),
     )?;
 
     let expired = key("expired");
     expect(
         "claim",
-        claim(expired.clone(), now + minute, now + hour).await?,
-        Claim::Claimed,
+        claim(expired.clone(), "a", now + minute, now + hour).await?,
+        claimed(1),
     )?;
     store
         .complete(&expired, now - 5_000)
@@ -89,8 +127,17 @@ pub async fn check_idempotency_store(
         .map_err(|e| e.to_string())?;
     expect(
         "a completed record past its expiry counts as absent, whatever the TTL has done",
-        claim(expired, now + minute, now + hour).await?,
-        Claim::Claimed,
+        claim(expired, "b", now + minute, now + hour).await?,
+        claimed(1),
+    )?;
+
+    let stale = key("stale-failures");
+    claim(stale.clone(), "a", now + minute, now - 5_000).await?;
+    release(stale.clone(), "a", retry()).await?;
+    expect(
+        "an expired record's failures are forgotten with it",
+        claim(stale, "b", now + minute, now + hour).await?,
+        claimed(1),
     )?;
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! before the call (nothing happened) or after it (the work was done but the caller sees an
 //! error, as when a response is lost). For fault and load tests.
 
-use crate::ports::{Claim, EnqueueError, EventQueue, IdempotencyStore, QueueMessage, StoreError};
+use crate::ports::{
+    Claim, EnqueueError, EventQueue, IdempotencyStore, QueueMessage, Release, StoreError,
+};
 use async_trait::async_trait;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,20 +108,21 @@ impl<T: IdempotencyStore> IdempotencyStore for Faulty<T> {
     async fn claim(
         &self,
         key: &str,
+        owner: &str,
         now_ms: i64,
-        in_progress_until_ms: i64,
+        lease_until_ms: i64,
         expires_at_ms: i64,
     ) -> Result<Claim, StoreError> {
         match self.draw() {
             Fault::Before => Err(store_fault("claim", key, "before")),
             Fault::None => {
                 self.inner
-                    .claim(key, now_ms, in_progress_until_ms, expires_at_ms)
+                    .claim(key, owner, now_ms, lease_until_ms, expires_at_ms)
                     .await
             }
             Fault::After => {
                 self.inner
-                    .claim(key, now_ms, in_progress_until_ms, expires_at_ms)
+                    .claim(key, owner, now_ms, lease_until_ms, expires_at_ms)
                     .await?;
                 Err(store_fault("claim", key, "after"))
             }
@@ -137,12 +140,12 @@ impl<T: IdempotencyStore> IdempotencyStore for Faulty<T> {
         }
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, owner: &str, release: Release) -> Result<(), StoreError> {
         match self.draw() {
             Fault::Before => Err(store_fault("release", key, "before")),
-            Fault::None => self.inner.release(key).await,
+            Fault::None => self.inner.release(key, owner, release).await,
             Fault::After => {
-                self.inner.release(key).await?;
+                self.inner.release(key, owner, release).await?;
                 Err(store_fault("release", key, "after"))
             }
         }

@@ -12,7 +12,10 @@
 //! times without being deleted moves to the dead-letter state at its next receive, where it can be
 //! listed and redriven.
 
-use crate::ports::{Claim, EnqueueError, EventQueue, IdempotencyStore, QueueMessage, StoreError};
+use crate::ports::{
+    Claim, ClaimError, ClaimStore, DeadLetterError, DeadLetterQueue, EnqueueError, EventQueue,
+    IdempotencyStore, QueueMessage, Release, StoreError,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -69,7 +72,14 @@ impl SqliteDb {
                      id TEXT PRIMARY KEY,
                      status TEXT NOT NULL,
                      expiration INTEGER NOT NULL,
-                     in_progress_expiration INTEGER NOT NULL
+                     in_progress_expiration INTEGER NOT NULL,
+                     owner TEXT,
+                     failures INTEGER NOT NULL DEFAULT 0,
+                     last_error TEXT
+                 );
+                 CREATE TABLE IF NOT EXISTS claims (
+                     object TEXT PRIMARY KEY,
+                     bytes BLOB NOT NULL
                  );
                  CREATE TABLE IF NOT EXISTS archive_messages (
                      conversation TEXT NOT NULL,
@@ -97,6 +107,27 @@ impl SqliteDb {
                  );",
             )
             .map_err(error("create schema"))?;
+        // Databases made by earlier versions lack the claim's owner and failure count.
+        for (column, definition) in [
+            ("owner", "TEXT"),
+            ("failures", "INTEGER NOT NULL DEFAULT 0"),
+            ("last_error", "TEXT"),
+        ] {
+            let present: bool = connection
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM pragma_table_info('idempotency') WHERE name = ?1",
+                    params![column],
+                    |row| row.get(0),
+                )
+                .map_err(error("read schema"))?;
+            if !present {
+                connection
+                    .execute_batch(&format!(
+                        "ALTER TABLE idempotency ADD COLUMN {column} {definition}"
+                    ))
+                    .map_err(error("upgrade schema"))?;
+            }
+        }
         Ok(Arc::new(SqliteDb {
             connection: Mutex::new(connection),
         }))
@@ -221,7 +252,7 @@ impl SqliteQueue {
             .await
     }
 
-    /// Deletes handled messages.
+    /// Deletes handled messages (not those the worker dead-lettered meanwhile).
     pub async fn delete(&self, ids: Vec<i64>) -> Result<(), SqliteError> {
         if ids.is_empty() {
             return Ok(());
@@ -230,9 +261,26 @@ impl SqliteQueue {
             .run("delete", move |connection| {
                 let transaction = connection.transaction()?;
                 for id in ids {
-                    transaction.execute("DELETE FROM queue WHERE id = ?1", params![id])?;
+                    transaction.execute(
+                        "DELETE FROM queue WHERE id = ?1 AND dead_at IS NULL",
+                        params![id],
+                    )?;
                 }
                 transaction.commit()
+            })
+            .await
+    }
+
+    /// Moves a message to the dead-letter state with its reason.
+    pub async fn kill(&self, id: i64, reason: String) -> Result<bool, SqliteError> {
+        self.db
+            .run("dead-letter", move |connection| {
+                connection
+                    .execute(
+                        "UPDATE queue SET dead_at = ?1, last_error = ?2 WHERE id = ?3",
+                        params![now_ms(), reason, id],
+                    )
+                    .map(|changed| changed > 0)
             })
             .await
     }
@@ -315,6 +363,29 @@ impl SqliteQueue {
 }
 
 #[async_trait]
+impl DeadLetterQueue for SqliteQueue {
+    async fn dead_letter(
+        &self,
+        record: &crate::worker::QueueRecord,
+        reason: &str,
+    ) -> Result<(), DeadLetterError> {
+        let failed = |reason: String| DeadLetterError {
+            message_id: record.message_id.clone(),
+            reason,
+        };
+        let id: i64 = record
+            .message_id
+            .parse()
+            .map_err(|_| failed("not a message id of this queue".into()))?;
+        match self.kill(id, reason.to_owned()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(failed("no such message".into())),
+            Err(error) => Err(failed(error.to_string())),
+        }
+    }
+}
+
+#[async_trait]
 impl EventQueue for SqliteQueue {
     async fn send_all(
         &self,
@@ -367,8 +438,8 @@ impl EventQueue for SqliteQueue {
 
     fn max_message_bytes(&self) -> usize {
         // SQLite takes any size this gateway accepts; keep SQS's limit so that what works
-        // locally works on AWS.
-        256 * 1024 - 32
+        // locally works on AWS (larger events go to the claim-check table).
+        crate::enqueue::MAX_BATCH_BYTES - 64
     }
 }
 
@@ -397,42 +468,58 @@ impl IdempotencyStore for SqliteStore {
     async fn claim(
         &self,
         key: &str,
+        owner: &str,
         now_ms: i64,
-        in_progress_until_ms: i64,
+        lease_until_ms: i64,
         expires_at_ms: i64,
     ) -> Result<Claim, StoreError> {
-        let id = key.to_owned();
+        let (id, owner) = (key.to_owned(), owner.to_owned());
         self.db
             .run("claim", move |connection| {
                 let transaction = connection.transaction()?;
-                let existing: Option<(String, i64, i64)> = transaction
+                let existing: Option<(String, i64, i64, Option<String>, i64)> = transaction
                     .query_row(
-                        "SELECT status, expiration, in_progress_expiration FROM idempotency WHERE id = ?1",
+                        "SELECT status, expiration, in_progress_expiration, owner, failures
+                         FROM idempotency WHERE id = ?1",
                         params![id],
-                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                        |row| {
+                            Ok((
+                                row.get(0)?,
+                                row.get(1)?,
+                                row.get(2)?,
+                                row.get(3)?,
+                                row.get(4)?,
+                            ))
+                        },
                     )
                     .optional()?;
-                if let Some((status, expiration, in_progress_until)) = existing {
+                let mut failures = 0;
+                if let Some((status, expiration, lease_until, holder, count)) = existing {
                     // The DynamoDB adapter's condition, at the same (seconds) granularity.
-                    let expired = expiration < now_ms / 1000;
-                    let lapsed = status == "INPROGRESS" && in_progress_until < now_ms;
-                    if !expired && !lapsed {
-                        return Ok(if status == "COMPLETED" {
-                            Claim::AlreadyCompleted
-                        } else {
-                            Claim::InProgressElsewhere {
-                                until_ms: in_progress_until,
+                    if expiration >= now_ms / 1000 {
+                        match status.as_str() {
+                            "COMPLETED" => return Ok(Claim::AlreadyCompleted),
+                            "INPROGRESS"
+                                if lease_until >= now_ms && holder.as_deref() != Some(&owner) =>
+                            {
+                                return Ok(Claim::InProgressElsewhere {
+                                    until_ms: lease_until,
+                                });
                             }
-                        });
+                            _ => failures = count,
+                        }
                     }
                 }
                 transaction.execute(
-                    "INSERT OR REPLACE INTO idempotency (id, status, expiration, in_progress_expiration)
-                     VALUES (?1, 'INPROGRESS', ?2, ?3)",
-                    params![id, expires_at_ms / 1000, in_progress_until_ms],
+                    "INSERT OR REPLACE INTO idempotency
+                     (id, status, expiration, in_progress_expiration, owner, failures)
+                     VALUES (?1, 'INPROGRESS', ?2, ?3, ?4, ?5)",
+                    params![id, expires_at_ms / 1000, lease_until_ms, owner, failures],
                 )?;
                 transaction.commit()?;
-                Ok(Claim::Claimed)
+                Ok(Claim::Claimed {
+                    attempt: u32::try_from(failures).unwrap_or(u32::MAX - 1) + 1,
+                })
             })
             .await
             .map_err(|e| Self::error("claim", key, e))
@@ -454,19 +541,92 @@ impl IdempotencyStore for SqliteStore {
             .map_err(|e| Self::error("complete", key, e))
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        let id = key.to_owned();
+    async fn release(&self, key: &str, owner: &str, release: Release) -> Result<(), StoreError> {
+        let (id, owner) = (key.to_owned(), owner.to_owned());
         self.db
             .run("release", move |connection| {
+                match release {
+                    Release::Retry { reason } => connection.execute(
+                        "UPDATE idempotency SET status = 'FAILED', failures = failures + 1,
+                         last_error = ?3 WHERE id = ?1 AND status = 'INPROGRESS' AND owner = ?2",
+                        params![id, owner, reason],
+                    ),
+                    Release::Forget => connection.execute(
+                        "DELETE FROM idempotency WHERE id = ?1 AND status = 'INPROGRESS' AND owner = ?2",
+                        params![id, owner],
+                    ),
+                }
+                .map(|_| ())
+            })
+            .await
+            .map_err(|e| Self::error("release", key, e))
+    }
+}
+
+/// Claim-check objects in the same database: what works locally works on AWS, where they go to S3.
+#[derive(Clone)]
+pub struct SqliteClaims {
+    db: Arc<SqliteDb>,
+}
+
+impl SqliteClaims {
+    pub fn new(db: Arc<SqliteDb>) -> SqliteClaims {
+        SqliteClaims { db }
+    }
+}
+
+fn claim_error(operation: &'static str, object: &str, error: SqliteError) -> ClaimError {
+    ClaimError {
+        operation,
+        object: object.to_owned(),
+        reason: error.to_string(),
+    }
+}
+
+#[async_trait]
+impl ClaimStore for SqliteClaims {
+    async fn put(&self, object: &str, bytes: bytes::Bytes) -> Result<(), ClaimError> {
+        let name = object.to_owned();
+        self.db
+            .run("put claim", move |connection| {
                 connection
                     .execute(
-                        "DELETE FROM idempotency WHERE id = ?1 AND status = 'INPROGRESS'",
-                        params![id],
+                        "INSERT OR REPLACE INTO claims (object, bytes) VALUES (?1, ?2)",
+                        params![name, bytes.as_ref()],
                     )
                     .map(|_| ())
             })
             .await
-            .map_err(|e| Self::error("release", key, e))
+            .map_err(|e| claim_error("put", object, e))
+    }
+
+    async fn get(&self, object: &str) -> Result<Option<bytes::Bytes>, ClaimError> {
+        let name = object.to_owned();
+        self.db
+            .run("get claim", move |connection| {
+                connection
+                    .query_row(
+                        "SELECT bytes FROM claims WHERE object = ?1",
+                        params![name],
+                        |row| row.get::<_, Vec<u8>>(0),
+                    )
+                    .optional()
+            })
+            .await
+            .map(|found| found.map(bytes::Bytes::from))
+            .map_err(|e| claim_error("get", object, e))
+    }
+
+    async fn delete(&self, object: &str) -> Result<(), ClaimError> {
+        let name = object.to_owned();
+        self.db
+            .run("delete claim", move |connection| {
+                connection
+                    .execute("DELETE FROM claims WHERE object = ?1", params![name])
+                    .map(|_| ())
+            })
+            .await
+            .map_err(|e| claim_error("delete", object, e))
     }
 }
 
