@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::envelope::Envelope;
-use shared::ingress::line_messages;
+use shared::ingress::{SplitOptions, line_messages};
 use shared::line::{Callback, EventHead};
 use shared::signature::{Secrets, sign_line, verify_line};
 
@@ -16,12 +16,17 @@ fuzz_target!(|body: &[u8]| {
     // And the body itself as a signature: never accepted by accident, never a panic.
     let _ = verify_line(&secrets, body, Some(body));
     let Ok(callback) = Callback::parse(body) else { return };
-    let messages = line_messages(&callback, 1, 262_000).expect("envelopes encode");
+    let split = line_messages(&callback, &SplitOptions::for_body(body, 1, 1 << 20)).expect("envelopes encode");
+    let messages = &split.messages;
     assert_eq!(messages.len(), callback.events.len());
     for (message, raw) in messages.iter().zip(&callback.events) {
         let envelope = Envelope::decode(&message.body).expect("our own envelope decodes");
-        if envelope.oversized.is_none() {
-            assert_eq!(envelope.event.get(), raw.get(), "exact bytes");
+        match &envelope.claim {
+            None => assert_eq!(envelope.event.get(), raw.get(), "exact bytes"),
+            Some(claim) => {
+                let stored = split.claims.iter().find(|(object, _)| *object == claim.object);
+                assert_eq!(stored.map(|(_, bytes)| bytes.as_ref()), Some(raw.get().as_bytes()), "exact bytes");
+            }
         }
         let head = EventHead::of(raw);
         assert_eq!(message.key, head.dedup_key(&callback.destination, raw));

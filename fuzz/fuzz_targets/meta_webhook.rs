@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::envelope::Envelope;
-use shared::ingress::meta_messages;
+use shared::ingress::{SplitOptions, meta_messages};
 use shared::meta::Notification;
 use shared::signature::{Secrets, sign_meta, verify_meta};
 
@@ -13,12 +13,17 @@ fuzz_target!(|body: &[u8]| {
     assert!(verify_meta(&secrets, body, Some(signature.as_bytes())).is_ok());
     let _ = verify_meta(&secrets, body, Some(body));
     let Ok(notification) = Notification::parse(body) else { return };
-    let messages = meta_messages(&notification, 1, 262_000).expect("envelopes encode");
+    let split = meta_messages(&notification, &SplitOptions::for_body(body, 1, 1 << 20)).expect("envelopes encode");
+    let messages = &split.messages;
     assert_eq!(messages.len(), notification.item_count());
     for (message, item) in messages.iter().zip(notification.items()) {
         let envelope = Envelope::decode(&message.body).expect("our own envelope decodes");
-        if envelope.oversized.is_none() {
-            assert_eq!(envelope.event.get(), item.raw.get(), "exact bytes");
+        match &envelope.claim {
+            None => assert_eq!(envelope.event.get(), item.raw.get(), "exact bytes"),
+            Some(claim) => {
+                let stored = split.claims.iter().find(|(object, _)| *object == claim.object);
+                assert_eq!(stored.map(|(_, bytes)| bytes.as_ref()), Some(item.raw.get().as_bytes()), "exact bytes");
+            }
         }
         let _ = item.typed();
     }

@@ -7,14 +7,14 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use shared::ingress::{line_messages, meta_messages};
+use shared::ingress::{SplitOptions, line_messages, meta_messages};
 use shared::line::Callback;
 use shared::meta::Notification;
 use shared::signature::{Secrets, sign_line, sign_meta, verify_line, verify_meta};
 use std::hint::black_box;
 
 const SECRET: &str = "bench-secret";
-const QUEUE_LIMIT: usize = 262_000;
+const QUEUE_LIMIT: usize = 1 << 20;
 
 fn line_event(i: usize) -> String {
     format!(
@@ -63,16 +63,18 @@ fn floor(body: &[u8]) -> usize {
 fn line_core(secrets: &Secrets, body: &[u8], signature: &str) -> usize {
     verify_line(secrets, body, Some(signature.as_bytes())).expect("verified");
     let callback = Callback::parse(body).expect("envelope");
-    line_messages(&callback, 1, QUEUE_LIMIT)
+    line_messages(&callback, &SplitOptions::for_body(body, 1, QUEUE_LIMIT))
         .expect("messages")
+        .messages
         .len()
 }
 
 fn meta_core(secrets: &Secrets, body: &[u8], signature: &str) -> usize {
     verify_meta(secrets, body, Some(signature.as_bytes())).expect("verified");
     let notification = Notification::parse(body).expect("envelope");
-    meta_messages(&notification, 1, QUEUE_LIMIT)
+    meta_messages(&notification, &SplitOptions::for_body(body, 1, QUEUE_LIMIT))
         .expect("messages")
+        .messages
         .len()
 }
 

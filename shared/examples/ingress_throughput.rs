@@ -5,7 +5,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use shared::ingress::{line_messages, meta_messages};
+use shared::ingress::{SplitOptions, line_messages, meta_messages};
 use shared::line::Callback;
 use shared::meta::Notification;
 use shared::signature::{Secrets, verify_line, verify_meta};
@@ -51,7 +51,10 @@ fn main() {
             ops_per_second(seconds, || {
                 verify_line(&secrets, &bytes, Some(signature)).expect("verified");
                 let callback = Callback::parse(&bytes).expect("envelope");
-                black_box(line_messages(&callback, 1, 262_000).expect("messages"));
+                black_box(
+                    line_messages(&callback, &SplitOptions::for_body(&bytes, 1, 1 << 20))
+                        .expect("messages"),
+                );
             })
         } else {
             let signature = body["meta_signature"]
@@ -61,7 +64,10 @@ fn main() {
             ops_per_second(seconds, || {
                 verify_meta(&secrets, &bytes, Some(signature)).expect("verified");
                 let notification = Notification::parse(&bytes).expect("envelope");
-                black_box(meta_messages(&notification, 1, 262_000).expect("messages"));
+                black_box(
+                    meta_messages(&notification, &SplitOptions::for_body(&bytes, 1, 1 << 20))
+                        .expect("messages"),
+                );
             })
         };
         println!(

@@ -9,12 +9,21 @@
 //!
 //! `event` is the platform's JSON byte for byte: unknown fields and types included, non-ASCII
 //! escapes and all. Meta envelopes carry `meta` (`object`, `entry_id`, `entry_time`, `list`)
-//! instead of `line`.
+//! instead of `line`. Two cases carry the event elsewhere, still byte for byte:
+//! - `claim`: the event is too large for a queue message (SQS: 1 MiB); its bytes wait in the
+//!   claim-check store (S3) under `claim.object`, with their size and SHA-256.
+//! - `event_base64`: the event holds U+FFFE or U+FFFF, which JSON allows raw but SQS refuses in a
+//!   message body; its bytes travel base64-encoded.
+//!
+//! `stage: "archive"` marks an archive-only message (the archive's own retries, see
+//! [`crate::worker`]).
 
 use crate::meta::ItemList;
 use crate::platform::Platform;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 /// The envelope format's version. A worker refuses envelopes of a version it does not know.
 pub const ENVELOPE_VERSION: u32 = 1;
@@ -22,6 +31,23 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// Room for an envelope's fields around its event: key and conversation (128 characters each
 /// at most), context and field names.
 const WRAPPER_CAPACITY: usize = 512;
+
+/// What a message asks of the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Run the bot (and then the archive): every event the ingress queues.
+    #[default]
+    Bot,
+    /// Archive only: the archive's retry of an event the bot has handled.
+    Archive,
+}
+
+impl Stage {
+    fn is_bot(&self) -> bool {
+        *self == Stage::Bot
+    }
+}
 
 /// One event on its way from the ingress to the worker. `E` is the event's JSON: borrowed
 /// (`&RawValue`) when the ingress writes it, owned (`Box<RawValue>`, the default) when read.
@@ -38,11 +64,20 @@ pub struct Envelope<E = Box<RawValue>> {
     pub timestamp: Option<i64>,
     /// When the ingress received the request, in milliseconds since the epoch.
     pub received_at: i64,
+    #[serde(default, skip_serializing_if = "Stage::is_bot")]
+    pub stage: Stage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<LineContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<MetaContext>,
-    /// Set when the event was too large for one queue message; `event` is then `null`.
+    /// Set when the event's bytes wait in the claim-check store; `event` is then `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ClaimCheck>,
+    /// The event's bytes in base64, when they hold characters SQS refuses; `event` is then `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_base64: Option<String>,
+    /// From gateways before claim checks: an event too large for a message, of which only the
+    /// size and hash arrived. Read, never written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oversized: Option<Oversized>,
     /// The event exactly as received.
@@ -69,8 +104,18 @@ pub struct MetaContext {
     pub list: ItemList,
 }
 
-/// An event that did not fit in a queue message. Its bytes are not in the envelope: the ingress
-/// logs the key at error level and the worker reports the envelope to the bot as oversized.
+/// Where an event too large for a queue message waits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimCheck {
+    /// The object's name in the claim-check store.
+    pub object: String,
+    /// The event's size in bytes.
+    pub bytes: usize,
+    /// Lowercase hex SHA-256 of the event's bytes: what is read back is checked against it.
+    pub sha256: String,
+}
+
+/// An event that did not fit in a queue message, from gateways before claim checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Oversized {
     /// The event's size in bytes.
@@ -82,18 +127,22 @@ pub struct Oversized {
 /// Why a queue message could not be read as an envelope.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
+    /// serde_json's message names a line and column, never the content.
     #[error("queue message is not an envelope: {0}")]
     Malformed(#[from] serde_json::Error),
     #[error("queue message has envelope version {0}, this worker reads {ENVELOPE_VERSION}")]
     Version(u32),
     #[error("{0} envelope lacks its `{0}` context")]
     MissingContext(Platform),
+    #[error("the envelope's base64 event does not decode to JSON")]
+    BadBase64,
 }
 
 impl Envelope {
-    /// Reads and checks a queue message body.
+    /// Reads and checks a queue message body; an event sent base64-encoded is decoded back to
+    /// its bytes.
     pub fn decode(body: &str) -> Result<Envelope, EnvelopeError> {
-        let envelope: Envelope = serde_json::from_str(body)?;
+        let mut envelope: Envelope = serde_json::from_str(body)?;
         if envelope.version != ENVELOPE_VERSION {
             return Err(EnvelopeError::Version(envelope.version));
         }
@@ -104,24 +153,185 @@ impl Envelope {
         if !has_context {
             return Err(EnvelopeError::MissingContext(envelope.platform));
         }
+        if let Some(encoded) = envelope.event_base64.take() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| EnvelopeError::BadBase64)?;
+            let text = String::from_utf8(bytes).map_err(|_| EnvelopeError::BadBase64)?;
+            envelope.event = RawValue::from_string(text).map_err(|_| EnvelopeError::BadBase64)?;
+        }
         Ok(envelope)
+    }
+
+    /// Puts back the event read from the claim-check store, after checking it is the one the
+    /// ingress stored.
+    pub fn restore_claimed(&mut self, claim: &ClaimCheck, bytes: &[u8]) -> Result<(), String> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        if bytes.len() != claim.bytes || digest != claim.sha256 {
+            return Err(format!(
+                "claim-check object {} is not the event the ingress stored",
+                claim.object
+            ));
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| format!("claim-check object {} is not UTF-8", claim.object))?;
+        self.event = RawValue::from_string(text.to_owned())
+            .map_err(|_| format!("claim-check object {} is not JSON", claim.object))?;
+        Ok(())
     }
 }
 
 impl<E: Serialize> Envelope<E> {
-    /// The envelope as the queue message body.
+    /// The envelope as the queue message body, with the envelope's own strings (key,
+    /// conversation, ids) made safe for SQS (see [`SqsSafe`]).
     pub fn encode(&self) -> Result<String, serde_json::Error> {
-        serde_json::to_string(self)
+        let mut buffer = Vec::with_capacity(WRAPPER_CAPACITY);
+        self.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut buffer,
+            SqsSafe,
+        ))?;
+        String::from_utf8(buffer).map_err(|e| serde::ser::Error::custom(e.utf8_error()))
     }
 }
 
 impl Envelope<&RawValue> {
     /// [`Envelope::encode`] into a buffer sized once for the event and the wrapper around it:
     /// growing the buffer step by step was a tenth of the ingress's time on a 1000-item batch.
+    /// The fast path: callers use it when the request holds no character SQS refuses.
     pub fn encode_sized(&self) -> Result<String, serde_json::Error> {
         let mut buffer = Vec::with_capacity(self.event.get().len() + WRAPPER_CAPACITY);
         serde_json::to_writer(&mut buffer, self)?;
         // serde_json writes valid UTF-8; the check is cheap beside the copy it guards.
         String::from_utf8(buffer).map_err(|e| serde::ser::Error::custom(e.utf8_error()))
+    }
+
+    /// The envelope for a queue that refuses U+FFFE and U+FFFF: the event base64-encoded when it
+    /// holds one, every other string escaped.
+    pub fn encode_for_sqs(&self) -> Result<String, serde_json::Error> {
+        if !has_refused_chars(self.event.get().as_bytes()) {
+            return self.encode();
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(self.event.get());
+        Envelope {
+            event_base64: Some(encoded),
+            event: RawValue::NULL,
+            ..self.clone()
+        }
+        .encode()
+    }
+}
+
+/// True when `bytes` (UTF-8) hold U+FFFE or U+FFFF (`EF BF BE`, `EF BF BF`): SQS accepts only
+/// `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF` in a message body, and in
+/// valid JSON text these two are the only characters outside that set that can appear raw.
+pub fn has_refused_chars(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"\xEF\xBF")
+        .any(|at| matches!(bytes.get(at + 2), Some(0xBE | 0xBF)))
+}
+
+/// A JSON formatter that writes U+FFFE and U+FFFF in strings as `\ufffe` and `\uffff` (the same
+/// strings to any JSON reader), so that what the envelope says itself is always SQS-safe.
+/// Raw values (the event) pass through untouched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqsSafe;
+
+impl serde_json::ser::Formatter for SqsSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if !has_refused_chars(fragment.as_bytes()) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut rest = fragment;
+        while let Some(at) = rest.find(['\u{FFFE}', '\u{FFFF}']) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            let refused = &rest[at..at + 3];
+            writer.write_all(if refused == "\u{FFFE}" {
+                b"\\ufffe"
+            } else {
+                b"\\uffff"
+            })?;
+            rest = &rest[at + 3..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope<'a>(event: &'a RawValue, key: &str) -> Envelope<&'a RawValue> {
+        Envelope {
+            version: ENVELOPE_VERSION,
+            platform: Platform::Line,
+            key: key.into(),
+            conversation: "c".into(),
+            timestamp: None,
+            received_at: 1,
+            stage: Stage::Bot,
+            line: Some(LineContext {
+                destination: "U0".into(),
+            }),
+            meta: None,
+            claim: None,
+            event_base64: None,
+            oversized: None,
+            event,
+        }
+    }
+
+    /// SQS's rule for message bodies, as the AWS documentation states it.
+    fn sqs_accepts(body: &str) -> bool {
+        body.chars().all(|c| {
+            matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+        })
+    }
+
+    #[test]
+    fn events_with_characters_sqs_refuses_travel_base64_and_come_back_byte_for_byte() {
+        let text = "{\"type\":\"message\",\"text\":\"a\u{FFFE}b\u{FFFF}c\",\"x\":\"\\ufffe\"}";
+        let event = RawValue::from_string(text.to_owned()).expect("json");
+        let key = "line:k\u{FFFF}";
+        let body = envelope(&event, key).encode_for_sqs().expect("encode");
+        assert!(sqs_accepts(&body), "{body:?}");
+        let decoded = Envelope::decode(&body).expect("decode");
+        assert_eq!(decoded.event.get(), text, "the event's exact bytes");
+        assert_eq!(decoded.key, key);
+        // Everything else is untouched and needs no base64.
+        let plain =
+            RawValue::from_string("{\"t\":\"\u{FFFD}\u{1F600}\"}".to_owned()).expect("json");
+        let body = envelope(&plain, "k").encode_for_sqs().expect("encode");
+        assert!(!body.contains("event_base64"));
+        assert_eq!(body, envelope(&plain, "k").encode_sized().expect("encode"));
+    }
+
+    #[test]
+    fn a_claimed_event_is_checked_against_its_hash() {
+        let bytes = br#"{"type":"message"}"#;
+        let claim = ClaimCheck {
+            object: "claims/x".into(),
+            bytes: bytes.len(),
+            sha256: hex::encode(Sha256::digest(bytes)),
+        };
+        let event = RawValue::NULL;
+        let mut decoded = Envelope::decode(
+            &Envelope {
+                claim: Some(claim.clone()),
+                ..envelope(event, "k")
+            }
+            .encode()
+            .expect("encode"),
+        )
+        .expect("decode");
+        assert!(
+            decoded
+                .restore_claimed(&claim, br#"{"type":"massage"}"#)
+                .is_err()
+        );
+        decoded.restore_claimed(&claim, bytes).expect("restored");
+        assert_eq!(decoded.event.get().as_bytes(), bytes);
     }
 }

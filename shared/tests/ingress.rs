@@ -6,10 +6,11 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use serde_json::Value;
 use shared::Platform;
-use shared::adapters::memory::MemoryQueue;
+use shared::adapters::memory::{MemoryClaims, MemoryQueue};
 use shared::envelope::Envelope;
 use shared::ingress::{Ingress, IngressConfig, Outcome};
 use shared::meta::ItemList;
+use shared::ports::{ClaimError, ClaimStore};
 use shared::signature::{sign_line, sign_meta};
 use std::sync::Arc;
 
@@ -493,27 +494,167 @@ async fn a_failed_enqueue_answers_503_so_that_the_platform_retries() {
     assert_eq!(queue.messages().len(), 1);
 }
 
+/// A claim-check store that refuses every write.
+struct Unwritable;
+
+#[async_trait::async_trait]
+impl ClaimStore for Unwritable {
+    async fn put(&self, object: &str, _bytes: Bytes) -> Result<(), ClaimError> {
+        Err(ClaimError {
+            operation: "put",
+            object: object.into(),
+            reason: "service unavailable".into(),
+        })
+    }
+    async fn get(&self, _object: &str) -> Result<Option<Bytes>, ClaimError> {
+        Ok(None)
+    }
+    async fn delete(&self, _object: &str) -> Result<(), ClaimError> {
+        Ok(())
+    }
+}
+
+/// Issue 13, defect 4: an event too large for a queue message used to travel as a marker with
+/// only its key, size and hash, after the platform got its `200`: the content was lost for good.
 #[tokio::test]
-async fn an_event_too_large_for_the_queue_travels_as_a_marker() {
-    let (ingress, queue) = gateway_with(
-        &[("LINE_CHANNEL_SECRET", LINE_SECRET)],
-        MemoryQueue::with_max_message_bytes(2_000),
+async fn an_event_too_large_for_a_message_is_stored_by_claim_check_before_the_200() {
+    let claims = Arc::new(MemoryClaims::new());
+    let queue = Arc::new(MemoryQueue::like_sqs());
+    let ingress = Ingress::new(
+        config(&[("LINE_CHANNEL_SECRET", LINE_SECRET)]),
+        queue.clone(),
+    )
+    .with_claims(claims.clone());
+    // Over SQS's 1 MiB message limit, well under the 4 MiB body limit.
+    let big = line_event(
+        "1",
+        "Ua",
+        1,
+        &format!(r#","pad":"{}""#, "x".repeat(1_100_000)),
     );
-    let big = line_event("1", "Ua", 1, &format!(r#","pad":"{}""#, "x".repeat(3_000)));
     let small = line_event("2", "Ua", 2, "");
     let body = line_body(&[big.clone(), small.clone()]);
     let handled = ingress.handle_request(line_post(body.as_bytes())).await;
     assert_eq!(handled.response.status(), StatusCode::OK);
     let envelopes = envelopes(&queue);
     assert_eq!(envelopes.len(), 2);
-    let marker = envelopes[0].oversized.as_ref().expect("oversized marker");
-    assert_eq!(marker.bytes, big.len());
-    assert_eq!(marker.sha256.len(), 64);
+    let claim = envelopes[0].claim.as_ref().expect("claim check");
+    assert_eq!(claim.bytes, big.len());
     assert_eq!(envelopes[0].event.get(), "null");
     assert_eq!(envelopes[0].key, "line:01J1");
-    assert!(queue.messages()[0].body.len() <= 2_000);
-    assert!(envelopes[1].oversized.is_none());
+    assert!(queue.messages()[0].body.len() < 1_000);
+    let stored = claims
+        .get(&claim.object)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(stored.as_ref(), big.as_bytes(), "the event's exact bytes");
+    let mut envelope = envelopes[0].clone();
+    envelope.restore_claimed(claim, &stored).expect("checked");
+    assert_eq!(envelope.event.get(), big);
+    assert!(envelopes[1].claim.is_none());
     assert_eq!(envelopes[1].event.get(), small);
+    // The platform's retry writes the same object again.
+    ingress.handle_request(line_post(body.as_bytes())).await;
+    assert_eq!(claims.objects().len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_claim_store_an_event_too_large_is_refused_rather_than_lost() {
+    let (ingress, queue) = gateway_with(
+        &[("LINE_CHANNEL_SECRET", LINE_SECRET)],
+        MemoryQueue::with_max_message_bytes(2_000),
+    );
+    let big = line_event("1", "Ua", 1, &format!(r#","pad":"{}""#, "x".repeat(3_000)));
+    let handled = ingress
+        .handle_request(line_post(line_body(&[big]).as_bytes()))
+        .await;
+    assert_eq!(handled.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        handled.outcome,
+        Outcome::Rejected {
+            reason: "event_too_large"
+        }
+    );
+    assert!(queue.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_claim_check_that_cannot_be_written_answers_503_and_queues_nothing() {
+    let queue = Arc::new(MemoryQueue::with_max_message_bytes(2_000));
+    let ingress = Ingress::new(
+        config(&[("LINE_CHANNEL_SECRET", LINE_SECRET)]),
+        queue.clone(),
+    )
+    .with_claims(Arc::new(Unwritable));
+    let big = line_event("1", "Ua", 1, &format!(r#","pad":"{}""#, "x".repeat(3_000)));
+    let handled = ingress
+        .handle_request(line_post(line_body(&[big]).as_bytes()))
+        .await;
+    assert_eq!(handled.response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(queue.messages().is_empty());
+}
+
+/// Issue 13, defect 5: U+FFFE and U+FFFF are valid JSON and valid UTF-8, but SQS refuses them in
+/// a message body; they were copied verbatim, so the request got `503` forever and its other
+/// events were sent again and again.
+#[tokio::test]
+async fn characters_sqs_refuses_are_queued_in_a_form_it_takes_and_read_back_exactly() {
+    let queue = Arc::new(MemoryQueue::like_sqs());
+    let ingress = Ingress::new(
+        config(&[("LINE_CHANNEL_SECRET", LINE_SECRET)]),
+        queue.clone(),
+    );
+    let odd = line_event("1\u{FFFF}", "Ua", 1, ",\"note\":\"a\u{FFFE}b \\ufffe\"");
+    let plain = line_event("2", "Ua", 2, "");
+    let body = line_body(&[odd.clone(), plain.clone()]);
+    let handled = ingress.handle_request(line_post(body.as_bytes())).await;
+    assert_eq!(
+        handled.response.status(),
+        StatusCode::OK,
+        "{:?}",
+        handled.outcome
+    );
+    for message in queue.messages() {
+        assert!(
+            shared::adapters::memory::sqs_accepts(&message.body),
+            "{:?}",
+            message.body
+        );
+    }
+    let envelopes = envelopes(&queue);
+    assert_eq!(envelopes[0].event.get(), odd, "the event's exact bytes");
+    assert_eq!(envelopes[0].key, "line:01J1\u{FFFF}");
+    assert_eq!(envelopes[1].event.get(), plain);
+}
+
+/// Issue 13, defect 7: a 4 MiB LINE body of `{}` events became 1.4 million queue messages in a
+/// 128 MB ingress.
+#[tokio::test]
+async fn a_body_of_more_events_than_any_platform_sends_is_refused_413() {
+    let (ingress, queue) = gateway();
+    let events = vec!["{}"; 1_390_000].join(",");
+    let body = format!(r#"{{"destination":"{BOT}","events":[{events}]}}"#);
+    assert!(body.len() < 4 * 1024 * 1024);
+    let handled = ingress.handle_request(line_post(body.as_bytes())).await;
+    assert_eq!(handled.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        handled.outcome,
+        Outcome::Rejected {
+            reason: "too_many_events"
+        }
+    );
+    assert!(queue.messages().is_empty());
+    let items = vec![
+        r#"{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":1,"read":{"watermark":1}}"#;
+        2_001
+    ]
+    .join(",");
+    let body =
+        format!(r#"{{"object":"page","entry":[{{"id":"P","time":1,"messaging":[{items}]}}]}}"#);
+    let handled = ingress.handle_request(meta_post(body.as_bytes())).await;
+    assert_eq!(handled.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Meta's documented most, 1000 updates, is well inside (see the 1000-item test below).
 }
 
 #[tokio::test]

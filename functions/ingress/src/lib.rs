@@ -4,6 +4,7 @@
 pub mod apigw;
 
 use apigw::{HttpEvent, HttpResponse};
+use shared::adapters::s3::S3Claims;
 use shared::adapters::secrets_manager;
 use shared::adapters::sqs::{SqsQueue, SqsTuning};
 use shared::ingress::{Ingress, IngressConfig};
@@ -34,10 +35,12 @@ pub enum StartError {
     Settings(String),
 }
 
-/// Builds the ingress from the environment: `QUEUE_URL`, [`SqsTuning::from_env`], and the
-/// settings of [`IngressConfig::from_vars`] looked up in the environment and then in the Secrets
-/// Manager secret named by `GATEWAY_SECRET_ID` (when set), reloaded every few minutes. AWS clients
-/// come from the default configuration chain, which honours `AWS_ENDPOINT_URL`.
+/// Builds the ingress from the environment: `QUEUE_URL`, `CLAIM_CHECK_BUCKET` (where events too
+/// large for a queue message go; without it they are refused with `413`),
+/// [`SqsTuning::from_env`], and the settings of [`IngressConfig::from_vars`] looked up in the
+/// environment and then in the Secrets Manager secret named by `GATEWAY_SECRET_ID` (when set),
+/// reloaded every few minutes. AWS clients come from the default configuration chain, which
+/// honours `AWS_ENDPOINT_URL`.
 pub async fn from_env() -> Result<Ingress, StartError> {
     let queue_url = std::env::var("QUEUE_URL")
         .ok()
@@ -57,7 +60,15 @@ pub async fn from_env() -> Result<Ingress, StartError> {
     }
     let tuning = SqsTuning::from_env();
     let queue =
-        SqsQueue::new(SqsQueue::client_for_ingress(&sdk, tuning), queue_url).with_tuning(tuning);
-    Ok(Ingress::reloading(config, Arc::new(queue))
-        .with_metrics(shared::telemetry::metrics_enabled()))
+        SqsQueue::new(SqsQueue::client_for_sending(&sdk, tuning), queue_url).batched(tuning);
+    let mut ingress = Ingress::reloading(config, Arc::new(queue))
+        .with_metrics(shared::telemetry::metrics_enabled());
+    if let Some(bucket) = std::env::var("CLAIM_CHECK_BUCKET")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+    {
+        let client = S3Claims::client(&sdk, std::time::Duration::from_millis(1000));
+        ingress = ingress.with_claims(Arc::new(S3Claims::new(client, bucket)));
+    }
+    Ok(ingress)
 }

@@ -21,10 +21,10 @@ fn ingress(endpoint: &str, queue_url: &str, tuning: SqsTuning, budget_ms: u64) -
         _ => None,
     })
     .expect("config");
-    let client = SqsQueue::client_for_ingress(&testkit::sdk_config(endpoint), tuning);
+    let client = SqsQueue::client_for_sending(&testkit::sdk_config(endpoint), tuning);
     Ingress::new(
         config,
-        Arc::new(SqsQueue::new(client, queue_url).with_tuning(tuning)),
+        Arc::new(SqsQueue::new(client, queue_url).batched(tuning)),
     )
 }
 

@@ -23,7 +23,7 @@ const MOTO: SqsTuning = SqsTuning {
 
 /// The client the ingress uses in production (one attempt per call), tuned.
 fn ingress_client(endpoint: &str, tuning: SqsTuning) -> aws_sdk_sqs::Client {
-    SqsQueue::client_for_ingress(&testkit::sdk_config(endpoint), tuning)
+    SqsQueue::client_for_sending(&testkit::sdk_config(endpoint), tuning)
 }
 
 fn config(budget_ms: u64) -> IngressConfig {
@@ -40,7 +40,7 @@ fn config(budget_ms: u64) -> IngressConfig {
 }
 
 fn ingress_for(endpoint: &str, tuning: SqsTuning, queue_url: &str, budget_ms: u64) -> Ingress {
-    let queue = SqsQueue::new(ingress_client(endpoint, tuning), queue_url).with_tuning(tuning);
+    let queue = SqsQueue::new(ingress_client(endpoint, tuning), queue_url).batched(tuning);
     Ingress::new(config(budget_ms), Arc::new(queue))
 }
 
@@ -349,7 +349,7 @@ async fn refused_requests_leave_the_queue_empty() {
             })
         })
         .expect("config"),
-        Arc::new(SqsQueue::new(ingress_client(&endpoint, MOTO), &queue_url).with_tuning(MOTO)),
+        Arc::new(SqsQueue::new(ingress_client(&endpoint, MOTO), &queue_url).batched(MOTO)),
     );
     let signed_line = |body: &str| {
         let mut event = testkit::event_file("line-text-message.json");

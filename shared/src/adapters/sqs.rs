@@ -1,29 +1,25 @@
-//! The SQS adapter of [`EventQueue`].
+//! The SQS adapters: the ingress's [`EventQueue`] (a [`BatchSink`] behind
+//! [`crate::enqueue::BatchedQueue`], which does the packing, ordering and retries), and the
+//! worker's [`DeadLetterQueue`].
 //!
-//! Messages go out with `SendMessageBatch`: at most 10 entries and 256 KiB a call (packed by size
-//! as well as count), calls in parallel, and entries that failed on the service's side (or whole
-//! calls that failed: throttling, a dropped connection) retried with jittered exponential backoff
-//! until every message is queued or the deadline passes. Entries that SQS refuses as the sender's
-//! fault are not retried. On a FIFO queue (`.fifo`), the conversation is the message group id and
-//! the deduplication key the deduplication id.
+//! On a FIFO queue (`.fifo`), the conversation is the message group id and the deduplication key
+//! the deduplication id, both fitted to SQS's 128 printable characters.
 
+use crate::enqueue::{BatchSink, BatchedQueue, EntryFailure, MAX_BATCH_BYTES};
 use crate::key::fit_for_sqs;
-use crate::ports::{EnqueueError, EventQueue, QueueMessage};
+use crate::ports::{DeadLetterError, DeadLetterQueue, QueueMessage};
+use crate::worker::QueueRecord;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use futures::StreamExt;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// SQS's limit on one call: entries.
-pub const MAX_BATCH_ENTRIES: usize = 10;
-/// SQS's limit on one call and on one message: bytes of bodies and attributes together.
-pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+pub use crate::enqueue::MAX_BATCH_ENTRIES;
 /// The message attribute that names the platform.
 pub const PLATFORM_ATTRIBUTE: &str = "platform";
-const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_millis(400);
+/// The message attribute a dead-lettered message carries: why the worker gave up on it.
+pub const FAILURE_ATTRIBUTE: &str = "failure";
 
 /// How hard the adapter pushes: production defaults, overridable for slower stand-ins such as
 /// moto (which serves about 20 calls a second) through `SQS_ATTEMPT_TIMEOUT_MS` and
@@ -50,12 +46,8 @@ impl SqsTuning {
     /// The defaults, with `SQS_ATTEMPT_TIMEOUT_MS` and `SQS_MAX_PARALLEL_CALLS` applied where set
     /// to a positive whole number.
     pub fn from_env() -> SqsTuning {
-        let number = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|&n| n > 0)
-        };
+        let var = |name: &str| std::env::var(name).ok();
+        let number = |name| crate::settings::positive_number(&var, name).ok().flatten();
         let defaults = SqsTuning::default();
         SqsTuning {
             attempt_timeout: number("SQS_ATTEMPT_TIMEOUT_MS")
@@ -66,13 +58,12 @@ impl SqsTuning {
     }
 }
 
-/// An SQS queue.
+/// An SQS queue, as one `SendMessageBatch` call at a time.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     fifo: bool,
-    max_parallel_calls: usize,
 }
 
 impl SqsQueue {
@@ -82,20 +73,17 @@ impl SqsQueue {
             fifo: queue_url.ends_with(".fifo"),
             client,
             queue_url,
-            max_parallel_calls: SqsTuning::default().max_parallel_calls,
         }
     }
 
-    /// Applies `tuning`'s parallelism (its timeout belongs to the client:
-    /// [`SqsQueue::client_for_ingress`]).
-    pub fn with_tuning(mut self, tuning: SqsTuning) -> SqsQueue {
-        self.max_parallel_calls = tuning.max_parallel_calls.max(1);
-        self
+    /// The ingress's event queue: this queue behind [`BatchedQueue`] with `tuning`.
+    pub fn batched(self, tuning: SqsTuning) -> BatchedQueue<SqsQueue> {
+        BatchedQueue::new(self, tuning.max_parallel_calls, tuning.attempt_timeout)
     }
 
-    /// A client for the ingress: one attempt per call with short timeouts, because this adapter
-    /// retries on its own, per entry, inside the request's deadline.
-    pub fn client_for_ingress(
+    /// A client for sending: one attempt per call with short timeouts, because the callers retry
+    /// on their own, per message, inside their deadline.
+    pub fn client_for_sending(
         sdk: &aws_config::SdkConfig,
         tuning: SqsTuning,
     ) -> aws_sdk_sqs::Client {
@@ -115,20 +103,22 @@ impl SqsQueue {
         self.fifo
     }
 
+    pub fn url(&self) -> &str {
+        &self.queue_url
+    }
+
     fn entry(
         &self,
         index: usize,
         message: &QueueMessage,
     ) -> Result<SendMessageBatchRequestEntry, String> {
-        let platform = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(message.platform.as_str())
-            .build()
-            .map_err(|e| e.to_string())?;
         let mut entry = SendMessageBatchRequestEntry::builder()
             .id(index.to_string())
             .message_body(&message.body)
-            .message_attributes(PLATFORM_ATTRIBUTE, platform);
+            .message_attributes(
+                PLATFORM_ATTRIBUTE,
+                string_attribute(message.platform.as_str())?,
+            );
         if self.fifo {
             entry = entry
                 .message_group_id(fit_for_sqs(&message.conversation))
@@ -136,128 +126,130 @@ impl SqsQueue {
         }
         entry.build().map_err(|e| e.to_string())
     }
-
-    /// Sends the messages at `pending` (indices into `messages`) in one call, retrying what failed
-    /// until the deadline. Returns the number of messages not queued and why.
-    async fn send_batch(
-        &self,
-        messages: &[QueueMessage],
-        mut pending: Vec<usize>,
-        deadline: Instant,
-    ) -> Result<(), (usize, String)> {
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            let entries = pending
-                .iter()
-                .map(|&i| self.entry(i, &messages[i]))
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(|reason| (pending.len(), reason))?;
-            let last_reason = match self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(output) => {
-                    if output.failed().is_empty() {
-                        return Ok(());
-                    }
-                    if let Some(refused) = output.failed().iter().find(|f| f.sender_fault()) {
-                        let reason = format!(
-                            "SQS refused an entry: {} {}",
-                            refused.code(),
-                            refused.message().unwrap_or_default()
-                        );
-                        return Err((output.failed().len(), reason));
-                    }
-                    pending = output
-                        .failed()
-                        .iter()
-                        .filter_map(|f| f.id().parse().ok())
-                        .collect();
-                    let first = &output.failed()[0];
-                    format!("{} entries failed, e.g. {}", pending.len(), first.code())
-                }
-                Err(error) => format!("SendMessageBatch failed: {}", DisplayErrorContext(&error)),
-            };
-            let jittered = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
-            if Instant::now() + jittered >= deadline {
-                return Err((pending.len(), last_reason));
-            }
-            tracing::warn!(target: "sqs", reason = %last_reason, retry_in_ms = jittered.as_millis() as u64, "retrying entries");
-            tokio::time::sleep(jittered).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
 }
 
-/// Groups message indices into calls of at most [`MAX_BATCH_ENTRIES`] and [`MAX_BATCH_BYTES`],
-/// keeping their order.
-pub fn pack_batches(messages: &[QueueMessage]) -> Vec<Vec<usize>> {
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    let mut bytes = 0;
-    for (index, message) in messages.iter().enumerate() {
-        let size = entry_bytes(message);
-        match batches.last_mut() {
-            Some(batch) if batch.len() < MAX_BATCH_ENTRIES && bytes + size <= MAX_BATCH_BYTES => {
-                batch.push(index);
-                bytes += size;
-            }
-            _ => {
-                batches.push(vec![index]);
-                bytes = size;
-            }
-        }
-    }
-    batches
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, String> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// What SQS counts of a message against its size limits: the body and each attribute's name,
 /// type and value.
-fn entry_bytes(message: &QueueMessage) -> usize {
+pub fn entry_bytes(message: &QueueMessage) -> usize {
     message.body.len() + PLATFORM_ATTRIBUTE.len() + "String".len() + message.platform.as_str().len()
 }
 
 #[async_trait]
-impl EventQueue for SqsQueue {
-    async fn send_all(
-        &self,
-        messages: &[QueueMessage],
-        deadline: Instant,
-    ) -> Result<(), EnqueueError> {
-        let total = messages.len();
-        let sending = futures::stream::iter(pack_batches(messages))
-            .map(|batch| self.send_batch(messages, batch, deadline))
-            .buffer_unordered(self.max_parallel_calls)
-            .fold(
-                (0usize, None::<String>),
-                |(failed, reason), result| async move {
-                    match result {
-                        Ok(()) => (failed, reason),
-                        Err((count, why)) => (failed + count, reason.or(Some(why))),
-                    }
-                },
-            );
-        match tokio::time::timeout_at(deadline, sending).await {
-            Ok((0, _)) => Ok(()),
-            Ok((failed, reason)) => Err(EnqueueError {
-                total,
-                failed,
-                reason: reason.unwrap_or_default(),
-            }),
-            Err(_) => Err(EnqueueError {
-                total,
-                failed: total,
-                reason: "the enqueue budget ran out before SQS answered".into(),
-            }),
-        }
+impl BatchSink for SqsQueue {
+    fn is_fifo(&self) -> bool {
+        self.fifo
     }
 
-    fn max_message_bytes(&self) -> usize {
-        // One message alone in a call must fit with its attribute.
-        MAX_BATCH_BYTES - PLATFORM_ATTRIBUTE.len() - "String".len() - "line".len()
+    fn entry_bytes(&self, message: &QueueMessage) -> usize {
+        entry_bytes(message)
+    }
+
+    fn max_call_bytes(&self) -> usize {
+        MAX_BATCH_BYTES
+    }
+
+    async fn send_batch(
+        &self,
+        entries: &[&QueueMessage],
+        _attempt_deadline: Instant,
+    ) -> Result<Vec<(usize, EntryFailure)>, String> {
+        let built = entries
+            .iter()
+            .enumerate()
+            .map(|(i, message)| self.entry(i, message))
+            .collect::<Result<Vec<_>, String>>()?;
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(built))
+            .send()
+            .await
+            .map_err(|error| format!("SendMessageBatch failed: {}", DisplayErrorContext(&error)))?;
+        Ok(output
+            .failed()
+            .iter()
+            .filter_map(|failed| {
+                let index = failed.id().parse().ok()?;
+                let reason = format!("{} {}", failed.code(), failed.message().unwrap_or_default());
+                Some((
+                    index,
+                    if failed.sender_fault() {
+                        EntryFailure::Refused(reason)
+                    } else {
+                        EntryFailure::Retry(reason)
+                    },
+                ))
+            })
+            .collect())
+    }
+}
+
+/// The dead-letter queue, as the worker writes to it: the record's body as it arrived, its
+/// platform, and why it failed; on FIFO, the record's message group.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    queue: SqsQueue,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> SqsDeadLetters {
+        SqsDeadLetters {
+            queue: SqsQueue::new(client, queue_url),
+        }
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for SqsDeadLetters {
+    async fn dead_letter(&self, record: &QueueRecord, reason: &str) -> Result<(), DeadLetterError> {
+        let failed = |reason: String| DeadLetterError {
+            message_id: record.message_id.clone(),
+            reason,
+        };
+        // Attribute values may hold at most 256 KiB and only SQS's characters; the reason is ours
+        // (never content) and short.
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(500)
+            .collect();
+        let mut request = self
+            .queue
+            .client
+            .send_message()
+            .queue_url(&self.queue.queue_url)
+            .message_body(&record.body)
+            .message_attributes(
+                FAILURE_ATTRIBUTE,
+                string_attribute(if reason.is_empty() { "failed" } else { &reason })
+                    .map_err(failed)?,
+            );
+        if let Some(platform) = &record.platform {
+            request = request.message_attributes(
+                PLATFORM_ATTRIBUTE,
+                string_attribute(platform).map_err(failed)?,
+            );
+        }
+        if self.queue.fifo {
+            let group = record.group_id.as_deref().unwrap_or("dead-letters");
+            request = request
+                .message_group_id(fit_for_sqs(group))
+                .message_deduplication_id(fit_for_sqs(&format!("dl:{}", record.message_id)));
+        }
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(format!("SendMessage failed: {}", DisplayErrorContext(&e))))
     }
 }
 
@@ -266,48 +258,17 @@ mod tests {
     use super::*;
     use crate::platform::Platform;
 
-    fn message(bytes: usize) -> QueueMessage {
-        QueueMessage {
+    #[test]
+    fn entries_count_their_attribute() {
+        let message = QueueMessage {
             key: "k".into(),
             conversation: "c".into(),
             platform: Platform::Line,
-            body: "x".repeat(bytes),
-        }
-    }
-
-    #[test]
-    fn batches_hold_at_most_ten_entries() {
-        let messages: Vec<_> = (0..25).map(|_| message(10)).collect();
-        let batches = pack_batches(&messages);
+            body: "x".repeat(100),
+        };
         assert_eq!(
-            batches.iter().map(Vec::len).collect::<Vec<_>>(),
-            [10, 10, 5]
+            entry_bytes(&message),
+            100 + "platform".len() + "String".len() + 4
         );
-        assert_eq!(batches.concat(), (0..25).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn batches_hold_at_most_256_kib() {
-        let messages: Vec<_> = (0..6).map(|_| message(100 * 1024)).collect();
-        let batches = pack_batches(&messages);
-        assert_eq!(batches, [vec![0, 1], vec![2, 3], vec![4, 5]]);
-        for batch in &batches {
-            let bytes: usize = batch.iter().map(|&i| entry_bytes(&messages[i])).sum();
-            assert!(bytes <= MAX_BATCH_BYTES);
-        }
-        let largest = SqsQueue::new(
-            aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::Config::builder()
-                    .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-                    .build(),
-            ),
-            "q",
-        )
-        .max_message_bytes();
-        assert_eq!(
-            pack_batches(&[message(largest), message(1)]),
-            [vec![0], vec![1]]
-        );
-        assert!(entry_bytes(&message(largest)) <= MAX_BATCH_BYTES);
     }
 }

@@ -1,0 +1,463 @@
+//! The ingress: verify a webhook request, split it into one queue message per event, queue them
+//! all, and answer. Transport-free: it takes an `http::Request` of the raw body bytes, so the
+//! Lambda function and the local server run exactly this code.
+//!
+//! | method | path | answer |
+//! | --- | --- | --- |
+//! | `POST` | `/line` | `200` once every event is queued; `401` bad signature; `400` not LINE's envelope; `413` too large; `503` not queued |
+//! | `GET` | `/meta` | `200` with `hub.challenge` when `hub.mode=subscribe` and the verify token match; `403` otherwise |
+//! | `POST` | `/meta` | as `/line`, and `404` for an `object` the gateway does not handle |
+//!
+//! Any other path answers `404`, another method on a known path `405`, and a platform whose secret
+//! is not configured answers `404` on its routes.
+
+mod config;
+mod split;
+
+pub use config::{
+    DEFAULT_ENQUEUE_BUDGET, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS, IngressConfig,
+};
+pub use split::{Split, SplitOptions, line_messages, meta_messages};
+
+use crate::clock::{self, Clock};
+use crate::line::Callback;
+use crate::meta::{MetaObject, Notification};
+use crate::platform::{MalformedBody, Platform};
+use crate::ports::{ClaimStore, EventQueue};
+use crate::settings::Reloading;
+use crate::signature::{Secrets, SignatureError, verify_line, verify_meta};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a request ended, for the log line and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every event is in the queue (`events` may be 0: LINE's Verify button).
+    Accepted { events: usize },
+    /// Meta's verification request, answered with the challenge.
+    Verified,
+    /// Refused; `reason` is a short label such as `signature_mismatch`.
+    Rejected { reason: &'static str },
+    /// Some events could not be queued; the platform will retry.
+    EnqueueFailed { events: usize },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Verified => "verified",
+            Outcome::Rejected { reason } => reason,
+            Outcome::EnqueueFailed { .. } => "enqueue_failed",
+        }
+    }
+}
+
+/// A handled request: the answer and how it ended.
+#[derive(Debug)]
+pub struct Handled {
+    pub response: Response<String>,
+    pub platform: Option<Platform>,
+    pub outcome: Outcome,
+    /// How long the queue took, where events were sent.
+    pub enqueue_time: Option<Duration>,
+}
+
+/// The ingress, built once per process and shared by every request.
+pub struct Ingress {
+    config: Arc<Reloading<IngressConfig>>,
+    queue: Arc<dyn EventQueue>,
+    claims: Option<Arc<dyn ClaimStore>>,
+    clock: Arc<dyn Clock>,
+    metrics: bool,
+}
+
+impl Ingress {
+    /// An ingress with a fixed configuration.
+    pub fn new(config: IngressConfig, queue: Arc<dyn EventQueue>) -> Ingress {
+        Ingress::reloading(Reloading::fixed(config), queue)
+    }
+
+    /// An ingress whose configuration (secrets) is rebuilt from its source in the background.
+    pub fn reloading(config: Arc<Reloading<IngressConfig>>, queue: Arc<dyn EventQueue>) -> Ingress {
+        Ingress {
+            config,
+            queue,
+            claims: None,
+            clock: clock::system(),
+            metrics: false,
+        }
+    }
+
+    /// Stores events too large for a queue message in `claims` (S3; SQLite locally) and queues a
+    /// pointer. Without a claim-check store such a request is refused with `413`.
+    pub fn with_claims(mut self, claims: Arc<dyn ClaimStore>) -> Ingress {
+        self.claims = Some(claims);
+        self
+    }
+
+    /// Reads the time from `clock` (the simulation's virtual clock) instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Ingress {
+        self.clock = clock;
+        self
+    }
+
+    /// Also writes CloudWatch Embedded Metric Format records: `EventsAccepted`,
+    /// `RequestsRejected` (by `Reason`), `EnqueueFailures`, `EnqueueTime` and `RequestTime`, for
+    /// `Service=ingress`.
+    pub fn with_metrics(mut self, on: bool) -> Ingress {
+        self.metrics = on;
+        self
+    }
+
+    /// Handles one request and writes its one structured log line.
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<String> {
+        let started = Instant::now();
+        let handled = self.handle_request(request).await;
+        let elapsed = started.elapsed();
+        let events = match handled.outcome {
+            Outcome::Accepted { events } | Outcome::EnqueueFailed { events } => events,
+            _ => 0,
+        };
+        tracing::info!(
+            target: "ingress",
+            platform = handled.platform.map(Platform::as_str).unwrap_or("none"),
+            events,
+            outcome = handled.outcome.label(),
+            status = handled.response.status().as_u16(),
+            duration_us = elapsed.as_micros() as u64,
+            "request"
+        );
+        if self.metrics {
+            self.emit_metrics(&handled, elapsed);
+        }
+        handled.response
+    }
+
+    /// `RequestTime` is the whole request in the handler and `EnqueueTime` its SQS calls: the
+    /// difference is the ingress's own work.
+    fn emit_metrics(&self, handled: &Handled, elapsed: std::time::Duration) {
+        use crate::telemetry::{Metric, emit_metrics};
+        let enqueue_ms = handled
+            .enqueue_time
+            .map_or(0.0, |t| t.as_secs_f64() * 1000.0);
+        let request_ms = elapsed.as_secs_f64() * 1000.0;
+        match &handled.outcome {
+            Outcome::Accepted { events } => emit_metrics(
+                &[("Service", "ingress")],
+                &[
+                    Metric::count("EventsAccepted", *events),
+                    Metric::milliseconds("EnqueueTime", enqueue_ms),
+                    Metric::milliseconds("RequestTime", request_ms),
+                ],
+            ),
+            Outcome::EnqueueFailed { events } => emit_metrics(
+                &[("Service", "ingress")],
+                &[
+                    Metric::count("EnqueueFailures", 1),
+                    Metric::count("EventsNotQueued", *events),
+                    Metric::milliseconds("EnqueueTime", enqueue_ms),
+                ],
+            ),
+            Outcome::Rejected { reason } => emit_metrics(
+                &[("Service", "ingress"), ("Reason", reason)],
+                &[Metric::count("RequestsRejected", 1)],
+            ),
+            Outcome::Verified => {}
+        }
+    }
+
+    /// Handles one request without logging; for callers that report outcomes themselves.
+    pub async fn handle_request(&self, request: Request<Bytes>) -> Handled {
+        let config = self.config.current();
+        let config = config.as_ref();
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path();
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        match path {
+            "/line" if config.line_secrets.is_some() => {
+                let handled = match parts.method {
+                    Method::POST => self.line(config, &parts.headers, &body).await,
+                    _ => method_not_allowed("POST"),
+                };
+                handled.on(Platform::Line)
+            }
+            "/meta" if config.meta_secrets.is_some() => {
+                let handled = match parts.method {
+                    Method::POST => self.meta(config, &parts.headers, &body).await,
+                    Method::GET => meta_verification(config, parts.uri.query().unwrap_or("")),
+                    _ => method_not_allowed("GET, POST"),
+                };
+                handled.on(Platform::Meta)
+            }
+            _ => rejected(StatusCode::NOT_FOUND, "not_found", "not found"),
+        }
+    }
+
+    async fn line(
+        &self,
+        config: &IngressConfig,
+        headers: &http::HeaderMap,
+        body: &Bytes,
+    ) -> Handled {
+        if let Some(refusal) = refuse_unverified(config, Platform::Line, headers, body) {
+            return refusal;
+        }
+        let callback = match Callback::parse(body) {
+            Ok(callback) => callback,
+            Err(error) => return malformed(&error),
+        };
+        if callback.events.len() > config.max_events {
+            return too_many_events();
+        }
+        let options = self.split_options(body);
+        match line_messages(&callback, &options) {
+            Ok(split) => self.enqueue(config, split).await,
+            Err(error) => encode_failed(&error),
+        }
+    }
+
+    async fn meta(
+        &self,
+        config: &IngressConfig,
+        headers: &http::HeaderMap,
+        body: &Bytes,
+    ) -> Handled {
+        if let Some(refusal) = refuse_unverified(config, Platform::Meta, headers, body) {
+            return refusal;
+        }
+        let notification = match Notification::parse(body) {
+            Ok(notification) => notification,
+            Err(error) => return malformed(&error),
+        };
+        if let MetaObject::Unknown(_) = notification.object {
+            // As Meta's own sample app does for objects it does not subscribe to.
+            return rejected(
+                StatusCode::NOT_FOUND,
+                "unknown_object",
+                "object not handled",
+            );
+        }
+        if notification.item_count() > config.max_events {
+            return too_many_events();
+        }
+        let options = self.split_options(body);
+        match meta_messages(&notification, &options) {
+            Ok(split) => self.enqueue(config, split).await,
+            Err(error) => encode_failed(&error),
+        }
+    }
+
+    fn split_options(&self, body: &[u8]) -> SplitOptions {
+        SplitOptions::for_body(body, self.clock.now_ms(), self.queue.max_message_bytes())
+    }
+
+    async fn enqueue(&self, config: &IngressConfig, split: Split) -> Handled {
+        let events = split.messages.len();
+        if events == 0 {
+            return accepted(0);
+        }
+        let started = Instant::now();
+        let deadline = started + config.enqueue_budget;
+        if !split.claims.is_empty() {
+            let Some(claims) = &self.claims else {
+                tracing::error!(target: "ingress", events = split.claims.len(), "an event is too large for a queue message and no claim-check store is configured");
+                return rejected(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "event_too_large",
+                    "an event is too large for a queue message",
+                );
+            };
+            if let Err(error) = store_claims(claims.as_ref(), &split.claims, deadline).await {
+                tracing::error!(target: "ingress", %error, events, "claim-check objects not stored; answering 503 so that the platform retries");
+                return not_queued(events, started);
+            }
+        }
+        let mut handled = match self.queue.send_all(&split.messages, deadline).await {
+            Ok(()) => accepted(events),
+            Err(error) => {
+                tracing::error!(target: "ingress", error = %error, events, "events not queued; answering 503 so that the platform retries");
+                not_queued(events, started)
+            }
+        };
+        handled.enqueue_time = Some(started.elapsed());
+        handled
+    }
+}
+
+/// Writes the claim-check objects, in parallel, within `deadline`.
+async fn store_claims(
+    claims: &dyn ClaimStore,
+    objects: &[(String, Bytes)],
+    deadline: Instant,
+) -> Result<(), String> {
+    let writes = objects.iter().map(|(object, bytes)| {
+        crate::budget::retry_until(deadline, Duration::from_millis(1000), move || {
+            claims.put(object, bytes.clone())
+        })
+    });
+    for result in futures::future::join_all(writes).await {
+        result.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn not_queued(events: usize, started: Instant) -> Handled {
+    Handled {
+        response: text(StatusCode::SERVICE_UNAVAILABLE, "events not queued, retry"),
+        platform: None,
+        outcome: Outcome::EnqueueFailed { events },
+        enqueue_time: Some(started.elapsed()),
+    }
+}
+
+fn too_many_events() -> Handled {
+    rejected(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_many_events",
+        "too many events in one request",
+    )
+}
+
+fn meta_verification(config: &IngressConfig, query: &str) -> Handled {
+    let refused = || rejected(StatusCode::FORBIDDEN, "verification_refused", "forbidden");
+    let Some(token) = &config.meta_verify_token else {
+        return refused();
+    };
+    let (mut mode, mut verify_token, mut challenge) = (None, None, None);
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let slot = match name.as_ref() {
+            "hub.mode" => &mut mode,
+            "hub.verify_token" => &mut verify_token,
+            "hub.challenge" => &mut challenge,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            // A repeated parameter is ambiguous: refuse rather than guess which one counts.
+            return refused();
+        }
+    }
+    match (mode, verify_token, challenge) {
+        (Some(mode), Some(candidate), Some(challenge))
+            if mode == "subscribe" && token.matches(candidate.as_bytes()) =>
+        {
+            Handled {
+                response: text(StatusCode::OK, challenge.into_owned()),
+                platform: None,
+                outcome: Outcome::Verified,
+                enqueue_time: None,
+            }
+        }
+        _ => refused(),
+    }
+}
+
+/// What every webhook body goes through before it is read: the size limit (before spending an
+/// HMAC on it), then the platform's signature with every configured secret. Returns the refusal,
+/// if any.
+fn refuse_unverified(
+    config: &IngressConfig,
+    platform: Platform,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<Handled> {
+    if body.len() > config.max_body_bytes {
+        return Some(rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "payload too large",
+        ));
+    }
+    type Verify = fn(&Secrets, &[u8], Option<&[u8]>) -> Result<(), SignatureError>;
+    let (secrets, header, verify): (&Option<Secrets>, &str, Verify) = match platform {
+        Platform::Line => (&config.line_secrets, "x-line-signature", verify_line),
+        Platform::Meta => (&config.meta_secrets, "x-hub-signature-256", verify_meta),
+    };
+    let Some(secrets) = secrets else {
+        return Some(rejected(StatusCode::NOT_FOUND, "not_found", "not found"));
+    };
+    let signature = headers.get(header).map(|v| v.as_bytes());
+    verify(secrets, body, signature)
+        .err()
+        .map(signature_refused)
+}
+
+impl Handled {
+    fn on(mut self, platform: Platform) -> Handled {
+        self.platform = Some(platform);
+        self
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<String> {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn accepted(events: usize) -> Handled {
+    Handled {
+        response: text(StatusCode::OK, "OK"),
+        platform: None,
+        outcome: Outcome::Accepted { events },
+        enqueue_time: None,
+    }
+}
+
+fn rejected(status: StatusCode, reason: &'static str, message: &'static str) -> Handled {
+    Handled {
+        response: text(status, message),
+        platform: None,
+        outcome: Outcome::Rejected { reason },
+        enqueue_time: None,
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Handled {
+    let mut handled = rejected(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed",
+    );
+    handled
+        .response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    handled
+}
+
+fn signature_refused(error: SignatureError) -> Handled {
+    rejected(
+        StatusCode::UNAUTHORIZED,
+        error.reason(),
+        "invalid signature",
+    )
+}
+
+fn malformed(error: &MalformedBody) -> Handled {
+    // The reason names the first structural problem; it never quotes the body.
+    tracing::warn!(target: "ingress", platform = %error.platform, "verified body is not the platform's envelope");
+    rejected(StatusCode::BAD_REQUEST, "malformed_body", "malformed body")
+}
+
+fn encode_failed(error: &serde_json::Error) -> Handled {
+    tracing::error!(target: "ingress", error = %error, "could not encode an envelope");
+    Handled {
+        response: text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        platform: None,
+        outcome: Outcome::Rejected {
+            reason: "encode_failed",
+        },
+        enqueue_time: None,
+    }
+}
