@@ -107,10 +107,7 @@ async fn main() {
         IngressConfig::from_vars(|name| (name == "LINE_CHANNEL_SECRET").then(|| SECRET.to_owned()))
             .expect("config");
     let ingress = Arc::new(Ingress::new(config, faulty_queue.clone()));
-    let worker_config = WorkerConfig {
-        safety_margin: Duration::from_millis(200),
-        ..WorkerConfig::default()
-    };
+    let worker_config = WorkerConfig::default();
     let worker = Arc::new(Worker::new(
         faulty_store.clone(),
         bot.clone(),

@@ -8,9 +8,9 @@ pub use archive_cli::print_archive;
 use async_trait::async_trait;
 use axum::body::Body;
 use bytes::Bytes;
-use shared::adapters::sqlite::{SqliteDb, SqliteQueue, SqliteStore};
+use shared::adapters::sqlite::{SqliteClaims, SqliteDb, SqliteQueue, SqliteStore};
 use shared::adapters::sqlite_archive::SqliteArchive;
-use shared::archive::{Archive, ArchiveConfig, Archiving};
+use shared::archive::{Archive, ArchiveConfig};
 use shared::bot::{Bot, BotError, BotEvent};
 use shared::clients::Clients;
 use shared::ingress::{Ingress, IngressConfig};
@@ -18,7 +18,7 @@ use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The secrets used when none is configured: the documented test secrets, which also sign the
 /// sample events in `events/`.
@@ -135,35 +135,40 @@ pub async fn serve(
     }
     let db = SqliteDb::open(&settings.data).map_err(|e| fail("opening the database", e))?;
     let queue = SqliteQueue::new(db.clone(), settings.max_receives);
+    let claims = Arc::new(SqliteClaims::new(db.clone()));
     let max_body = config.max_body_bytes;
-    let ingress = Arc::new(Ingress::new(config, Arc::new(queue.clone())));
+    let ingress =
+        Arc::new(Ingress::new(config, Arc::new(queue.clone())).with_claims(claims.clone()));
 
     let mut worker_parts = None;
     if settings.worker {
-        let worker_config = WorkerConfig::from_vars(|name| std::env::var(name).ok())
+        let mut worker_config = WorkerConfig::from_vars(|name| std::env::var(name).ok())
             .map_err(|e| fail("configuration", e))?;
+        // Here an "invocation" lasts the whole visibility timeout, so a lease past it would still
+        // hold when the message comes back; SQLite does not throttle, so no grace is needed.
+        worker_config.lease_grace = Duration::ZERO;
         let bot = PrintingBot {
             inner: worker::bot::ExampleBot,
             quiet: settings.quiet,
         };
-        let bot: Arc<dyn Bot> = if settings.archive {
-            let archive_config = ArchiveConfig::from_vars(|name| std::env::var(name).ok())
-                .map_err(|e| fail("configuration", e))?;
-            let archive = Arc::new(SqliteArchive::new(db.clone()));
-            Arc::new(Archiving::new(
-                Arc::new(Archive::new(archive.clone(), archive, archive_config)),
-                Arc::new(bot),
-            ))
-        } else {
-            Arc::new(bot)
-        };
-        let worker = Arc::new(Worker::new(
-            Arc::new(SqliteStore::new(db)),
-            bot,
+        let mut worker = Worker::new(
+            Arc::new(SqliteStore::new(db.clone())),
+            Arc::new(bot),
             Clients::from_env(),
             worker_config,
-        ));
-        worker_parts = Some(worker);
+        )
+        .with_dead_letters(Arc::new(queue.clone()))
+        .with_claims(claims);
+        if settings.archive {
+            let archive_config = ArchiveConfig::from_vars(|name| std::env::var(name).ok())
+                .map_err(|e| fail("configuration", e))?;
+            let archive = Arc::new(SqliteArchive::new(db));
+            worker = worker.with_archive(
+                Arc::new(Archive::new(archive.clone(), archive, archive_config)),
+                Arc::new(queue.clone()),
+            );
+        }
+        worker_parts = Some(Arc::new(worker));
     }
 
     let pump_parts = worker_parts.map(|worker| (queue, worker, settings.visibility));
@@ -263,6 +268,8 @@ pub async fn pump(queue: SqliteQueue, worker: Arc<Worker>, visibility: Duration)
                 message_id: r.id.to_string(),
                 body: r.body.clone(),
                 group_id: None,
+                receive_count: u32::try_from(r.receive_count).unwrap_or(u32::MAX),
+                platform: None,
             })
             .collect();
         // An "invocation" may run until its messages would reappear.
@@ -284,10 +291,7 @@ pub async fn pump(queue: SqliteQueue, worker: Arc<Worker>, visibility: Duration)
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    shared::clock::now_ms()
 }
 
 /// A request `send` makes from a file.

@@ -1,10 +1,13 @@
 //! The conversation archive: every message kept with its media before the platform forgets it,
 //! edits applied newest-wins, unsent messages deleted with their media and remembered.
 //!
-//! The worker feeds it when it is switched on ([`Archiving`] wraps the bot, so a message is
-//! archived before the bot sees it and a failed archive step retries the event without the bot
-//! having acted). Records live behind [`ArchiveStore`] (DynamoDB, or SQLite locally) and files
-//! behind [`MediaStore`] (S3, or SQLite locally).
+//! The worker feeds it when it is switched on, **beside the bot, not before it**: the bot runs
+//! first (its reply must not wait for media, and LINE's reply token expires), then the archive;
+//! what cannot be archived yet (LINE's "still preparing" `202`, a `5xx`, a `429`) continues as an
+//! archive-only queue message with its own retries, which never holds up the bot's next events
+//! ([`crate::worker`]). On the last of those retries, what still fails is marked failed for good.
+//! Records live behind [`ArchiveStore`] (DynamoDB, or SQLite locally) and files behind
+//! [`MediaStore`] (S3, or SQLite locally).
 //!
 //! The rules, all in [`merge`], so that every adapter behaves the same:
 //! - a message is stored once, however often it arrives;
@@ -13,9 +16,12 @@
 //! - `unsend` (LINE; Instagram's `is_deleted`) turns the record into a tombstone without content,
 //!   deletes its media files, and the tombstone keeps a message that arrives later (redelivery
 //!   reorders) from being stored;
-//! - media is fetched after the record is written; a fetch that fails for now fails the event,
-//!   which the queue delivers again: the record is then already there and only the missing files
-//!   are fetched. Files the platform refuses (gone, too large) are marked failed, not retried.
+//! - media is fetched after the record is written; a fetch that fails for now fails the archive
+//!   step, which is retried: the record is then already there and only the missing files are
+//!   fetched. Files the platform refuses (gone, too large) are marked failed, not retried;
+//! - the bytes of files being fetched and stored are capped across the process
+//!   ([`ArchiveConfig::max_bytes_in_flight`]), so concurrent large files wait their turn instead
+//!   of growing the worker past its memory.
 //! - every record and file expires after the retention period (TTL and an S3 lifecycle rule;
 //!   expiry is also checked on read, since a TTL deletes late).
 //!
@@ -35,16 +41,15 @@
 //! assert_eq!(edited.text.as_deref(), Some("hello!!"));
 //! ```
 
-use crate::bot::{Bot, BotError, BotEvent, BotEventKind};
+use crate::bot::{BotEvent, BotEventKind};
 use crate::clients::{ApiError, Clients, Download};
 use crate::line::{self, ContentProviderType, EventKind, MessageContent};
 use crate::meta::{self, Item, MessagingKind};
 use crate::platform::Platform;
 use crate::ports::{ArchiveError, ArchiveStore, MediaStore};
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long archived messages and files are kept unless configured (`ARCHIVE_RETENTION_DAYS`).
@@ -52,8 +57,14 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The largest file fetched unless configured (`ARCHIVE_MAX_MEDIA_BYTES`): the worker holds a
 /// file in memory while it stores it, and runs in 128 MB.
 pub const DEFAULT_MAX_MEDIA_BYTES: usize = 20 * 1024 * 1024;
+/// The most bytes of files held at once across the process unless configured
+/// (`ARCHIVE_MAX_BYTES_IN_FLIGHT`): with the default file limit, one large file and some small
+/// ones at a time, well inside a 128 MB worker.
+pub const DEFAULT_MAX_BYTES_IN_FLIGHT: usize = 32 * 1024 * 1024;
 /// Compare-and-swap attempts before a write gives up (and the event is retried later).
 const SAVE_ATTEMPTS: usize = 5;
+/// Time kept back from media downloads for the record's writes.
+const STORE_RESERVE: Duration = Duration::from_secs(1);
 
 /// Whether a record holds a message or only remembers that it was unsent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -536,6 +547,9 @@ fn plan_meta(event: &BotEvent, item: &Item) -> Plan {
 pub struct ArchiveConfig {
     pub retention: Duration,
     pub max_media_bytes: usize,
+    /// The most bytes of media held in memory at once, across concurrent events (at least
+    /// `max_media_bytes`).
+    pub max_bytes_in_flight: usize,
 }
 
 impl Default for ArchiveConfig {
@@ -543,23 +557,29 @@ impl Default for ArchiveConfig {
         ArchiveConfig {
             retention: DEFAULT_RETENTION,
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
+            max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
         }
     }
 }
 
 impl ArchiveConfig {
-    /// The defaults with `ARCHIVE_RETENTION_DAYS` and `ARCHIVE_MAX_MEDIA_BYTES` applied.
+    /// The defaults with `ARCHIVE_RETENTION_DAYS`, `ARCHIVE_MAX_MEDIA_BYTES` and
+    /// `ARCHIVE_MAX_BYTES_IN_FLIGHT` applied.
     pub fn from_vars(
         var: impl Fn(&str) -> Option<String>,
-    ) -> Result<ArchiveConfig, crate::ingress::ConfigError> {
-        let number = |name| crate::ingress::positive_number(&var, name);
+    ) -> Result<ArchiveConfig, crate::settings::ConfigError> {
+        let number = |name| crate::settings::positive_number(&var, name);
         let defaults = ArchiveConfig::default();
+        let max_media_bytes =
+            number("ARCHIVE_MAX_MEDIA_BYTES")?.map_or(defaults.max_media_bytes, |n| n as usize);
         Ok(ArchiveConfig {
             retention: number("ARCHIVE_RETENTION_DAYS")?.map_or(defaults.retention, |days| {
                 Duration::from_secs(days.saturating_mul(24 * 3600))
             }),
-            max_media_bytes: number("ARCHIVE_MAX_MEDIA_BYTES")?
-                .map_or(defaults.max_media_bytes, |n| n as usize),
+            max_media_bytes,
+            max_bytes_in_flight: number("ARCHIVE_MAX_BYTES_IN_FLIGHT")?
+                .map_or(defaults.max_bytes_in_flight, |n| n as usize)
+                .max(max_media_bytes),
         })
     }
 }
@@ -585,6 +605,8 @@ pub struct Archive {
     media: Arc<dyn MediaStore>,
     http: reqwest::Client,
     config: ArchiveConfig,
+    /// The bytes of media that may be held at once.
+    in_flight: crate::clients::ByteBudget,
 }
 
 impl Archive {
@@ -597,6 +619,7 @@ impl Archive {
             store,
             media,
             http: crate::clients::http_client(),
+            in_flight: crate::clients::ByteBudget::new(config.max_bytes_in_flight),
             config,
         }
     }
@@ -614,16 +637,31 @@ impl Archive {
     }
 
     /// Archives one event: its record, then its media. Idempotent: an event archived before
-    /// changes nothing, and only missing media is fetched.
-    pub async fn record(&self, event: &BotEvent, clients: &Clients) -> Result<(), ArchiveFailure> {
+    /// changes nothing, and only missing media is fetched. On the `last_attempt`, media and
+    /// profiles that are still unavailable are given up (marked failed, logged) rather than
+    /// retried.
+    pub async fn record(
+        &self,
+        event: &BotEvent,
+        clients: &Clients,
+        last_attempt: bool,
+    ) -> Result<(), ArchiveFailure> {
         match plan(event) {
             Plan::Nothing => Ok(()),
             Plan::Profile {
                 conversation,
                 user_id,
             } => {
-                self.profile(&conversation, &user_id, clients, event.deadline)
-                    .await
+                let fetched = self
+                    .profile(&conversation, &user_id, clients, event.deadline)
+                    .await;
+                match fetched {
+                    Err(ArchiveFailure::Fetch { source, .. }) if last_attempt => {
+                        tracing::warn!(target: "archive", error = %source, "profile not archived: still unavailable at the last attempt");
+                        Ok(())
+                    }
+                    other => other,
+                }
             }
             Plan::Change(change) => {
                 let record = self.apply(&change).await?;
@@ -631,7 +669,10 @@ impl Archive {
                     Some(record) if record.state == MessageState::Unsent => {
                         self.delete_media(record).await
                     }
-                    Some(record) => self.fetch_media(record, clients, event.deadline).await,
+                    Some(record) => {
+                        self.fetch_media(record, clients, event.deadline, last_attempt)
+                            .await
+                    }
                     None => Ok(()),
                 }
             }
@@ -691,6 +732,7 @@ impl Archive {
         record: ArchivedMessage,
         clients: &Clients,
         deadline: Instant,
+        last_attempt: bool,
     ) -> Result<(), ArchiveFailure> {
         let pending: Vec<Media> = record
             .media
@@ -699,8 +741,19 @@ impl Archive {
             .cloned()
             .collect();
         let mut first_failure = None;
-        for media in pending {
-            let state = match self.download(&media.source, clients, deadline).await {
+        // Each file gets its share of the time, and the record's writes keep theirs, so that one
+        // file that keeps failing cannot leave the others untried.
+        let now = Instant::now();
+        let store_reserve = deadline
+            .saturating_duration_since(now)
+            .min(STORE_RESERVE * 5)
+            / 5;
+        let fetch_until = deadline.checked_sub(store_reserve).unwrap_or(now);
+        let files = pending.len();
+        for (done, media) in pending.into_iter().enumerate() {
+            let now = Instant::now();
+            let share = fetch_until.saturating_duration_since(now) / (files - done) as u32;
+            let state = match self.download(&media.source, clients, now + share).await {
                 Ok(download) => {
                     let bytes = download.bytes.len() as u64;
                     self.media
@@ -712,6 +765,11 @@ impl Archive {
                     }
                 }
                 Err(Fetch::Permanent(reason)) => {
+                    tracing::warn!(target: "archive", object_key = %media.object_key, %reason, "media not archived");
+                    MediaState::Failed { reason }
+                }
+                Err(Fetch::Later(source)) if last_attempt => {
+                    let reason = format!("still unavailable at the last attempt: {source}");
                     tracing::warn!(target: "archive", object_key = %media.object_key, %reason, "media not archived");
                     MediaState::Failed { reason }
                 }
@@ -764,8 +822,14 @@ impl Archive {
                             .into(),
                     ));
                 };
-                line.content(message_id, *preview, deadline, self.config.max_media_bytes)
-                    .await
+                line.content(
+                    message_id,
+                    *preview,
+                    deadline,
+                    self.config.max_media_bytes,
+                    Some(&self.in_flight),
+                )
+                .await
             }
             MediaSource::Url { url } => {
                 crate::clients::download(
@@ -773,6 +837,7 @@ impl Archive {
                     || self.http.get(url),
                     deadline,
                     self.config.max_media_bytes,
+                    Some(&self.in_flight),
                 )
                 .await
             }
@@ -845,31 +910,8 @@ enum Fetch {
     Later(ApiError),
 }
 
-/// A bot that archives each event before the bot it wraps sees it.
-pub struct Archiving {
-    archive: Arc<Archive>,
-    bot: Arc<dyn Bot>,
-}
-
-impl Archiving {
-    pub fn new(archive: Arc<Archive>, bot: Arc<dyn Bot>) -> Archiving {
-        Archiving { archive, bot }
-    }
-}
-
-#[async_trait]
-impl Bot for Archiving {
-    async fn handle(&self, event: &BotEvent, clients: &Clients) -> Result<(), BotError> {
-        self.archive.record(event, clients).await?;
-        self.bot.handle(event, clients).await
-    }
-}
-
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    crate::clock::now_ms()
 }
 
 #[cfg(test)]

@@ -10,12 +10,15 @@
 //! | [`platform`] | the [`Platform`] enum and the malformed-body error |
 //! | [`envelope`] | the queue message that carries one event from the ingress to the worker |
 //! | [`ingress`] | verify, split, enqueue, answer: the ingress, independent of its transport |
+//! | [`enqueue`] | a request's messages into a batching queue: per-conversation order on FIFO, retries in the deadline |
 //! | [`archive`] | the conversation archive: messages and media kept, edits and unsends applied |
 //! | [`worker`] | claim, run the bot once, release or complete: the worker, independent of Lambda |
+//! | [`budget`] | an invocation's time divided, and every call bounded inside it |
+//! | [`clock`] | the wall clock, injectable (the simulation runs on a virtual one) |
 //! | [`bot`] | the [`bot::Bot`] trait bot authors implement, and the event it receives |
 //! | [`clients`] | LINE and Meta API clients with timeouts and retries, for replying |
-//! | [`ports`] | the traits the functions use: the event queue, the idempotency store, the archive |
-//! | [`adapters`] | the ports over SQS and DynamoDB, and in memory |
+//! | [`ports`] | the traits the functions use: the event queue, the idempotency store, dead letters, claim checks, the archive |
+//! | [`adapters`] | the ports over SQS, DynamoDB, S3 and SQLite, and in memory |
 //! | [`settings`] | secrets and settings from the environment or a secret source, reloaded in the background |
 //! | [`telemetry`] | JSON logs |
 //!
@@ -26,8 +29,11 @@
 pub mod adapters;
 pub mod archive;
 pub mod bot;
+pub mod budget;
 pub mod clients;
+pub mod clock;
 mod compat;
+pub mod enqueue;
 pub mod envelope;
 pub mod ingress;
 pub mod key;

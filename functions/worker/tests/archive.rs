@@ -2,25 +2,27 @@
 //! SQLite archive, with a fake LINE and Meta API on loopback that counts content downloads:
 //! messages and media stored once however often they arrive, edits out of order ending with the
 //! newest text, unsend deleting the message and its files (also when it arrives first), a failed
-//! download retried to completion, profiles stored on follow.
+//! download retried to completion by the archive's own follow-up messages while the bot's event
+//! is done at once, media that never becomes available given up without a dead letter, profiles
+//! stored on follow.
 //!
 //! The DynamoDB + S3 half needs moto (see `testkit::aws_endpoint`).
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use shared::adapters::dynamodb_archive::DynamoDbArchive;
-use shared::adapters::memory::MemoryStore;
+use shared::adapters::memory::{MemoryQueue, MemoryStore};
 use shared::adapters::s3::S3Media;
 use shared::adapters::sqlite::SqliteDb;
 use shared::adapters::sqlite_archive::SqliteArchive;
-use shared::archive::{Archive, ArchiveConfig, ArchivedMessage, Archiving, MediaState};
+use shared::archive::{Archive, ArchiveConfig, ArchivedMessage, MediaState};
 use shared::bot::{Bot, BotError, BotEvent};
 use shared::clients::Clients;
-use shared::ports::{ArchiveStore, MediaStore, QueueMessage};
+use shared::ports::{ArchiveStore, EventQueue, MediaStore, QueueMessage};
 use shared::worker::{QueueRecord, RecordOutcome, Worker, WorkerConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -31,10 +33,7 @@ const PAGE: &str = "106000000000001";
 const PSID: &str = "2460000000000001";
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    shared::clock::now_ms()
 }
 
 /// The fake content API: `content-{id}` / `preview-{id}` as JPEG, counted; fails with 500 while
@@ -81,6 +80,7 @@ struct Setup {
     store: Arc<dyn ArchiveStore>,
     media: Arc<dyn MediaStore>,
     bot: Arc<CountingBot>,
+    follow_ups: Arc<MemoryQueue>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -133,6 +133,7 @@ impl Setup {
             store,
             media,
             bot: Arc::default(),
+            follow_ups: Arc::new(MemoryQueue::new()),
             _dir: dir,
         }
     }
@@ -151,13 +152,34 @@ impl Setup {
         );
         Worker::new(
             Arc::new(MemoryStore::new()),
-            Arc::new(Archiving::new(Arc::new(archive), self.bot.clone())),
+            self.bot.clone(),
             self.clients(),
-            WorkerConfig {
-                safety_margin: Duration::from_millis(300),
-                ..WorkerConfig::default()
-            },
+            WorkerConfig::default(),
         )
+        .with_archive(Arc::new(archive), self.follow_ups.clone())
+    }
+
+    /// Delivers the archive's follow-up messages queued so far, as the queue would on their
+    /// `receive_count`-th receive; those that fail are queued again (the queue brings them back).
+    async fn deliver_follow_ups(&self, worker: &Worker, receive_count: u32) -> Vec<RecordOutcome> {
+        let messages = self.follow_ups.drain();
+        let records: Vec<QueueRecord> = records(&messages)
+            .into_iter()
+            .map(|r| QueueRecord { receive_count, ..r })
+            .collect();
+        let report = worker.process(&records, now_ms() + 4_000).await;
+        for ((_, outcome), message) in report.outcomes.iter().zip(&messages) {
+            if outcome.is_failure() {
+                self.follow_ups
+                    .send_all(
+                        std::slice::from_ref(message),
+                        tokio::time::Instant::now() + std::time::Duration::from_secs(1),
+                    )
+                    .await
+                    .expect("requeue");
+            }
+        }
+        report.outcomes.into_iter().map(|(_, o)| o).collect()
     }
 
     async fn history(&self, conversation: &str) -> Vec<ArchivedMessage> {
@@ -177,25 +199,27 @@ enum Backend {
 fn line_queue(events: &[Value]) -> Vec<QueueMessage> {
     let body = json!({"destination": BOT, "events": events}).to_string();
     let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
-    shared::ingress::line_messages(&callback, now_ms(), 256 * 1024).expect("messages")
+    let options = shared::ingress::SplitOptions::for_body(body.as_bytes(), now_ms(), 1 << 20);
+    shared::ingress::line_messages(&callback, &options)
+        .expect("messages")
+        .messages
 }
 
 fn meta_queue(messaging: &[Value]) -> Vec<QueueMessage> {
     let body = json!({"object": "page", "entry": [{"id": PAGE, "time": now_ms(), "messaging": messaging}]})
         .to_string();
     let notification = shared::meta::Notification::parse(body.as_bytes()).expect("notification");
-    shared::ingress::meta_messages(&notification, now_ms(), 256 * 1024).expect("messages")
+    let options = shared::ingress::SplitOptions::for_body(body.as_bytes(), now_ms(), 1 << 20);
+    shared::ingress::meta_messages(&notification, &options)
+        .expect("messages")
+        .messages
 }
 
 fn records(messages: &[QueueMessage]) -> Vec<QueueRecord> {
     messages
         .iter()
         .enumerate()
-        .map(|(i, m)| QueueRecord {
-            message_id: format!("q{i}"),
-            body: m.body.clone(),
-            group_id: None,
-        })
+        .map(|(i, m)| QueueRecord::new(format!("q{i}"), m.body.clone()))
         .collect()
 }
 
@@ -235,6 +259,7 @@ async fn run_all(backend: impl Fn() -> Backend) {
     edits_out_of_order_end_with_the_newest(Setup::new(backend()).await).await;
     unsend_deletes_and_is_remembered(Setup::new(backend()).await).await;
     failed_downloads_are_retried(Setup::new(backend()).await).await;
+    media_that_stays_unavailable_is_given_up(Setup::new(backend()).await).await;
     follow_stores_the_profile(Setup::new(backend()).await).await;
     meta_messages_attachments_and_edits(Setup::new(backend()).await).await;
 }
@@ -476,6 +501,9 @@ async fn unsend_deletes_and_is_remembered(setup: Setup) {
     }
 }
 
+/// Issue 13, defect 6: the archive ran before the bot, so a media failure failed the event for
+/// the visibility timeout, by which time LINE's reply token had expired. Now the bot runs first
+/// and its event is done; the archive retries on its own.
 async fn failed_downloads_are_retried(setup: Setup) {
     let t = 1_763_715_900_000;
     let queue = line_queue(&[line_message(
@@ -487,8 +515,13 @@ async fn failed_downloads_are_retried(setup: Setup) {
     setup.content.failing.store(true, Ordering::SeqCst);
     assert_eq!(
         deliver(&worker, &queue).await,
-        [RecordOutcome::Failed],
-        "the event fails"
+        [RecordOutcome::Handled],
+        "the bot's event is done at once"
+    );
+    assert_eq!(
+        setup.bot.0.load(Ordering::SeqCst),
+        1,
+        "the bot did not wait for the media"
     );
     let history = setup.history(&conversation()).await;
     assert_eq!(history.len(), 1, "the message is stored all the same");
@@ -498,17 +531,12 @@ async fn failed_downloads_are_retried(setup: Setup) {
             .iter()
             .all(|m| m.state == MediaState::Pending)
     );
-    assert_eq!(
-        setup.bot.0.load(Ordering::SeqCst),
-        0,
-        "the bot waits for the archive"
-    );
 
     setup.content.failing.store(false, Ordering::SeqCst);
     assert_eq!(
-        deliver(&worker, &queue).await,
+        setup.deliver_follow_ups(&worker, 1).await,
         [RecordOutcome::Handled],
-        "the retry completes"
+        "the archive's follow-up completes"
     );
     let history = setup.history(&conversation()).await;
     assert!(
@@ -520,7 +548,45 @@ async fn failed_downloads_are_retried(setup: Setup) {
         history[0].media
     );
     assert_eq!(setup.content.downloads.load(Ordering::SeqCst), 2);
+    assert_eq!(setup.bot.0.load(Ordering::SeqCst), 1, "the bot ran once");
+    assert!(setup.follow_ups.drain().is_empty());
+}
+
+/// A video that stays "preparing" (or a CDN that keeps failing) used to send the event to the
+/// dead-letter queue before the bot ever saw it. Now the archive gives the file up on its last
+/// attempt, and nothing is dead-lettered.
+async fn media_that_stays_unavailable_is_given_up(setup: Setup) {
+    let t = 1_763_715_950_000;
+    let queue = line_queue(&[line_message(
+        json!({"id": "g1", "type": "video", "duration": 1, "contentProvider": {"type": "line"}}),
+        "g1",
+        t,
+    )]);
+    let worker = setup.worker();
+    setup.content.failing.store(true, Ordering::SeqCst);
+    assert_eq!(deliver(&worker, &queue).await, [RecordOutcome::Handled]);
+    let attempts = worker.config().archive_attempts;
+    for receive in 1..attempts {
+        assert_eq!(
+            setup.deliver_follow_ups(&worker, receive).await,
+            [RecordOutcome::Failed],
+            "receive {receive}: retried"
+        );
+    }
+    assert_eq!(
+        setup.deliver_follow_ups(&worker, attempts).await,
+        [RecordOutcome::Handled],
+        "the last attempt gives the media up"
+    );
+    let history = setup.history(&conversation()).await;
+    assert!(
+        history[0].media.iter().all(|m| matches!(&m.state,
+            MediaState::Failed { reason } if reason.starts_with("still unavailable at the last attempt"))),
+        "{:?}",
+        history[0].media
+    );
     assert_eq!(setup.bot.0.load(Ordering::SeqCst), 1);
+    assert!(setup.follow_ups.drain().is_empty());
 }
 
 async fn follow_stores_the_profile(setup: Setup) {

@@ -145,6 +145,7 @@ impl LineClient {
         preview: bool,
         deadline: Instant,
         max_bytes: usize,
+        in_flight: Option<&super::ByteBudget>,
     ) -> Result<super::Download, ApiError> {
         let url = format!(
             "{}/v2/bot/message/{}/content{}",
@@ -161,6 +162,7 @@ impl LineClient {
             || self.http.get(&url).bearer_auth(&self.token),
             deadline,
             max_bytes,
+            in_flight,
         )
         .await
     }

@@ -173,21 +173,26 @@ pub(crate) async fn send_with_retries(
     }
 }
 
-/// A downloaded file and its content type.
-#[derive(Debug, Clone)]
+/// A downloaded file and its content type. Holds its share of the caller's in-flight byte
+/// budget until dropped.
+#[derive(Debug)]
 pub struct Download {
     pub content_type: String,
     pub bytes: bytes::Bytes,
+    _budget: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Downloads what `build` asks for, with [`send_with_retries`]'s retries, reading at most
 /// `max_bytes`. A `202` (LINE: a video or audio file still being prepared) counts as not yet
-/// available, so the caller tries again later.
+/// available, so the caller tries again later. With `in_flight` (permits are kibibytes), the
+/// file's size (or `max_bytes` when the answer does not say) is taken from that budget before its
+/// body is read, so concurrent downloads cannot together outgrow the process.
 pub(crate) async fn download(
     api: &'static str,
     build: impl Fn() -> reqwest::RequestBuilder,
     deadline: Instant,
     max_bytes: usize,
+    in_flight: Option<&ByteBudget>,
 ) -> Result<Download, ApiError> {
     let mut response = send_with_retries(api, build, deadline).await?;
     if response.status() == reqwest::StatusCode::ACCEPTED {
@@ -197,22 +202,35 @@ pub(crate) async fn download(
             last: "202: the content is still being prepared".into(),
         });
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > max_bytes as u64)
-    {
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > max_bytes as u64) {
         return Err(ApiError::TooLarge {
             api,
             limit: max_bytes,
         });
     }
+    let expected = declared.map_or(max_bytes, |n| n as usize);
+    let budget = match in_flight {
+        Some(budget) => match budget.take(expected, deadline).await {
+            Some(permit) => Some(permit),
+            None => {
+                return Err(ApiError::Unavailable {
+                    api,
+                    attempts: 1,
+                    last: "other downloads held the memory budget until the deadline".into(),
+                });
+            }
+        },
+        None => None,
+    };
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_owned();
-    let mut bytes = Vec::new();
+    // Sized once: growing a buffer by doubling held up to twice the file.
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let chunk = match tokio::time::timeout(remaining, response.chunk()).await {
@@ -244,7 +262,45 @@ pub(crate) async fn download(
     Ok(Download {
         content_type,
         bytes: bytes.into(),
+        _budget: budget,
     })
+}
+
+/// A cap on the bytes of downloads held in memory at once, shared by concurrent downloads.
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    kib: std::sync::Arc<tokio::sync::Semaphore>,
+    capacity_kib: u32,
+}
+
+impl ByteBudget {
+    pub fn new(bytes: usize) -> ByteBudget {
+        let capacity_kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX >> 4);
+        ByteBudget {
+            kib: std::sync::Arc::new(tokio::sync::Semaphore::new(capacity_kib as usize)),
+            capacity_kib,
+        }
+    }
+
+    /// Kibibytes free now.
+    pub fn available_kib(&self) -> usize {
+        self.kib.available_permits()
+    }
+
+    /// Takes `bytes` (at most the whole budget) until `deadline`.
+    async fn take(
+        &self,
+        bytes: usize,
+        deadline: Instant,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1))
+            .unwrap_or(u32::MAX)
+            .min(self.capacity_kib);
+        tokio::time::timeout_at(deadline, self.kib.clone().acquire_many_owned(kib))
+            .await
+            .ok()?
+            .ok()
+    }
 }
 
 /// The platform's error message from an error answer: LINE and Meta both answer JSON with a
