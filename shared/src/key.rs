@@ -31,12 +31,14 @@ pub fn hashed(prefix: &str, parts: &[&str], item: &Value) -> String {
     key
 }
 
-/// Like [`hashed`], for an item given as JSON text: hashed in its canonical form when it can be
-/// read as a JSON value, and byte for byte when it cannot (nesting beyond serde_json's depth
-/// limit), so that two different items never share a key.
+/// Like [`hashed`], for an item given as JSON text: hashed in its canonical form (object keys
+/// sorted, no white space, numbers exactly as written, so integers beyond 64 bits keep their
+/// digits) when it can be read as JSON, and byte for byte when it cannot (nesting beyond
+/// serde_json's depth limit), so that two different items never share a key.
 pub fn hashed_json(prefix: &str, parts: &[&str], json: &str) -> String {
-    match serde_json::from_str::<Value>(json) {
-        Ok(value) => hashed(prefix, parts, &value),
+    let mut canonical = String::with_capacity(json.len());
+    match write_canonical_text(json, &mut canonical) {
+        Ok(()) => hash_parts(prefix, parts, &canonical),
         Err(_) => {
             let mut raw_parts = parts.to_vec();
             raw_parts.push("raw");
@@ -44,6 +46,65 @@ pub fn hashed_json(prefix: &str, parts: &[&str], json: &str) -> String {
             hashed(prefix, &raw_parts, &Value::Null)
         }
     }
+}
+
+fn hash_parts(prefix: &str, parts: &[&str], canonical: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(canonical.as_bytes());
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
+    key.push_str(&hex::encode(hasher.finalize()));
+    key
+}
+
+/// Writes JSON text in canonical form, reading it a level at a time as raw values, so that
+/// numbers keep their exact text (`serde_json::Value` folds integers beyond 64 bits into floats,
+/// which made different values one key).
+fn write_canonical_text(json: &str, out: &mut String) -> Result<(), serde_json::Error> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let json = json.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    match json.as_bytes().first() {
+        Some(b'{') => {
+            // Keys in byte order; a repeated key keeps its last value, as everywhere else.
+            let map: BTreeMap<String, &RawValue> = serde_json::from_str(json)?;
+            out.push('{');
+            for (index, (name, value)) in map.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_string(&name, out);
+                out.push(':');
+                write_canonical_text(value.get(), out)?;
+            }
+            out.push('}');
+        }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(json)?;
+            out.push('[');
+            for (index, item) in items.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical_text(item.get(), out)?;
+            }
+            out.push(']');
+        }
+        Some(b'"') => {
+            let text: String = serde_json::from_str(json)?;
+            write_string(&text, out);
+        }
+        _ => {
+            // A number, `true`, `false` or `null`: checked, then kept as written.
+            let _: &RawValue = serde_json::from_str(json)?;
+            out.push_str(json);
+        }
+    }
+    Ok(())
 }
 
 /// Shortens an id that is too long or has characters SQS does not accept in a message group id,
@@ -153,6 +214,23 @@ mod tests {
         assert_eq!(
             hashed_json("k:", &["p"], "{ \"a\": 1 }"),
             hashed_json("k:", &["p"], "{\"a\":1}")
+        );
+    }
+
+    /// Issue 13, defect 8: integers beyond 64 bits were folded to floats in the canonical form,
+    /// so different values shared a key.
+    #[test]
+    fn integers_beyond_64_bits_keep_their_digits() {
+        let a = hashed_json("k:", &["p"], r#"{"id":18446744073709551616}"#);
+        let b = hashed_json("k:", &["p"], r#"{"id":18446744073709551617}"#);
+        assert_ne!(a, b);
+        let big = hashed_json("k:", &["p"], r#"{"n":123456789012345678901234567890}"#);
+        let bigger = hashed_json("k:", &["p"], r#"{"n":123456789012345678901234567891}"#);
+        assert_ne!(big, bigger);
+        // Still independent of key order, white space and string escapes.
+        assert_eq!(
+            hashed_json("k:", &["p"], r#"{"b":[1, 2.50],"a":"\u00e4"}"#),
+            hashed_json("k:", &["p"], "{ \"a\" : \"ä\", \"b\": [1,2.50] }")
         );
     }
 

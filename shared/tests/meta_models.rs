@@ -509,3 +509,36 @@ fn several_whatsapp_messages_in_one_change_share_an_order_free_key() {
         "meta:wa:1:9"
     );
 }
+
+/// Issue 13, defect 8: `changes[]` items without an id were keyed by object, entry id and content
+/// only, so two distinct events with the same content shared a key and the second was dropped
+/// for the idempotency TTL.
+#[test]
+fn identical_changes_at_different_times_are_different_events_and_a_retry_keeps_its_key() {
+    let approved = r#"{"value":{"event":"APPROVED","message_template_id":1689556908129832,"message_template_name":"order_confirmation","message_template_language":"en_US","reason":"NONE"},"field":"message_template_status_update"}"#;
+    let renamed = r#"{"field":"name","value":"Cafe"}"#;
+    let body = |time: i64, changes: &[&str]| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","time":{time},"changes":[{}]}}]}}"#,
+            changes.join(",")
+        )
+    };
+    let key_of = |body: &str, index: usize| {
+        Notification::parse(body.as_bytes())
+            .expect("envelope")
+            .items()
+            .nth(index)
+            .expect("item")
+            .dedup_key()
+    };
+    let march = key_of(&body(1_751_247_548, &[approved]), 0);
+    let june = key_of(&body(1_759_000_000, &[approved]), 0);
+    assert!(march.starts_with("meta:h:"));
+    assert_ne!(march, june, "approved twice, months apart: two events");
+    // The same notification again, batched with another change first and its keys reordered.
+    let reordered = r#"{"field":"message_template_status_update","value":{"reason":"NONE","message_template_language":"en_US","message_template_name":"order_confirmation","message_template_id":1689556908129832,"event":"APPROVED"}}"#;
+    assert_eq!(
+        key_of(&body(1_751_247_548, &[renamed, reordered]), 1),
+        march
+    );
+}

@@ -31,6 +31,8 @@ const USER: &str = "U4af4980629000000000000000000c0de";
 const GROUP: &str = "Ca56f94637c00000000000000000000gg";
 const PAGE: &str = "106000000000001";
 const PSID: &str = "2460000000000001";
+/// The size of the content API's `big…` files.
+const BIG_FILE: usize = 10 * 1024 * 1024;
 
 fn now_ms() -> i64 {
     shared::clock::now_ms()
@@ -54,11 +56,13 @@ impl Respond for Content {
         // /v2/bot/message/{id}/content[/preview]
         let id = parts.get(4).copied().unwrap_or("?");
         let body = if request.url.path().ends_with("/preview") {
-            format!("preview-{id}")
+            format!("preview-{id}").into_bytes()
+        } else if id.starts_with("big") {
+            vec![b'x'; BIG_FILE]
         } else {
-            format!("content-{id}")
+            format!("content-{id}").into_bytes()
         };
-        ResponseTemplate::new(200).set_body_raw(body.into_bytes(), "image/jpeg")
+        ResponseTemplate::new(200).set_body_raw(body, "image/jpeg")
     }
 }
 
@@ -660,5 +664,93 @@ async fn meta_messages_attachments_and_edits(setup: Setup) {
     assert_eq!(
         setup.media.get(&media[0].object_key).await.expect("get"),
         None
+    );
+}
+
+/// A media store that takes its time to store (as S3 does for a large object) and records the
+/// most bytes it held at once.
+#[derive(Default)]
+struct SlowMedia {
+    holding: AtomicUsize,
+    most: AtomicUsize,
+}
+
+#[async_trait]
+impl MediaStore for SlowMedia {
+    async fn put(
+        &self,
+        _key: &str,
+        _content_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<(), shared::ports::ArchiveError> {
+        let now = self.holding.fetch_add(bytes.len(), Ordering::SeqCst) + bytes.len();
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.holding.fetch_sub(bytes.len(), Ordering::SeqCst);
+        Ok(())
+    }
+    async fn get(
+        &self,
+        _key: &str,
+    ) -> Result<Option<(String, bytes::Bytes)>, shared::ports::ArchiveError> {
+        Ok(None)
+    }
+    async fn delete(&self, _key: &str) -> Result<(), shared::ports::ArchiveError> {
+        Ok(())
+    }
+}
+
+/// Issue 13, defect 7: each download was buffered whole and eight conversations ran at once, so
+/// eight large images peaked at 575 MiB in a 128 MB worker. Now the bytes held at once are capped.
+#[tokio::test]
+async fn eight_large_images_at_once_stay_within_the_memory_budget() {
+    let setup = Setup::new(Backend::Sqlite).await;
+    let media = Arc::new(SlowMedia::default());
+    let budget = 32 * 1024 * 1024;
+    let archive = Archive::new(
+        Arc::clone(&setup.store),
+        media.clone(),
+        ArchiveConfig {
+            max_bytes_in_flight: budget,
+            ..ArchiveConfig::default()
+        },
+    );
+    let worker = Worker::new(
+        Arc::new(MemoryStore::new()),
+        setup.bot.clone(),
+        setup.clients(),
+        WorkerConfig {
+            concurrency: 8,
+            ..WorkerConfig::default()
+        },
+    )
+    .with_archive(Arc::new(archive), setup.follow_ups.clone());
+    let events: Vec<Value> = (0..8)
+        .map(|i| {
+            let mut event = line_message(
+                json!({"id": format!("big{i}"), "type": "image", "contentProvider": {"type": "line"}}),
+                &format!("big{i}"),
+                1_763_716_200_000 + i,
+            );
+            // Eight conversations, so that all eight run at once.
+            event["source"] = json!({"type": "user", "userId": format!("U{i:032}")});
+            event
+        })
+        .collect();
+    let outcomes = worker
+        .process(&records(&line_queue(&events)), now_ms() + 20_000)
+        .await;
+    assert_eq!(outcomes.count(&RecordOutcome::Handled), 8, "{outcomes:?}");
+    assert!(
+        setup.follow_ups.drain().is_empty(),
+        "every file stored in the invocation"
+    );
+    let most = media.most.load(Ordering::SeqCst);
+    assert!(most >= BIG_FILE, "the files went through the store");
+    assert!(
+        most <= budget,
+        "held {} MiB at once, over the {} MiB budget",
+        most >> 20,
+        budget >> 20
     );
 }

@@ -216,7 +216,13 @@ impl RawItem<'_> {
 
     /// The deduplication key, conversation and time of this item, read leniently.
     pub fn head(&self) -> ItemHead {
-        ItemHead::of(self.object, self.entry_id, self.list, self.raw)
+        ItemHead::of_entry(
+            self.object,
+            self.entry_id,
+            self.entry_time,
+            self.list,
+            self.raw,
+        )
     }
 
     /// See [`ItemHead::key`].
@@ -238,7 +244,11 @@ pub struct ItemHead {
     ///   `meta:{mid}:edit:{num_edit}` for an edit;
     /// - `meta:wa:{id}` for a WhatsApp message, `meta:wa:{id}:{status}` for a status;
     /// - otherwise `meta:h:` + SHA-256 over the object, the entry id and the item's canonical
-    ///   JSON, so that a retry batched differently gives the same key.
+    ///   JSON, so that a retry batched differently gives the same key; for `changes[]` items the
+    ///   entry's `time` too, the time of the change, since their content alone does not tell two
+    ///   events apart (a template approved twice months apart, a page renamed back). Messaging
+    ///   items carry their own `timestamp` and are keyed without the entry's time, which a retry
+    ///   may change.
     pub key: String,
     /// The conversation: `meta:{page}:{user}` for Messenger and Instagram (the user is whichever
     /// of sender and recipient is not the page), `meta:wa:{phone_number_id}:{wa_id}` for WhatsApp,
@@ -249,7 +259,18 @@ pub struct ItemHead {
 }
 
 impl ItemHead {
+    /// The head of an item of an entry without a `time`.
     pub fn of(object: &str, entry_id: &str, list: ItemList, raw: &RawValue) -> ItemHead {
+        ItemHead::of_entry(object, entry_id, None, list, raw)
+    }
+
+    pub fn of_entry(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        raw: &RawValue,
+    ) -> ItemHead {
         let fallback_conversation = || key::fit_conversation(format!("meta:{entry_id}"));
         let hashed = || key::hashed_json("meta:h:", &[object, entry_id], raw.get());
         match list {
@@ -268,7 +289,10 @@ impl ItemHead {
             }
             ItemList::Changes => {
                 let head = ChangeHead::read(raw);
-                let key = head.own_key(object, entry_id).unwrap_or_else(hashed);
+                let time = entry_time.map(|t| t.to_string()).unwrap_or_default();
+                let key = head.own_key(object, entry_id).unwrap_or_else(|| {
+                    key::hashed_json("meta:h:", &[object, entry_id, &time], raw.get())
+                });
                 let conversation = head.conversation().unwrap_or_else(fallback_conversation);
                 ItemHead {
                     key,
