@@ -8,10 +8,16 @@ a fake LINE and Meta API on loopback.
    as Lambda's SQS event source would.
 3. The fake API must have seen exactly one reply per event the example bot answers, and the
    worker must report no failures.
+4. A LINE event over SQS's 1 MiB limit goes through the claim-check bucket (written before the
+   200, read and deleted by the worker), and a record that is not an envelope is dead-lettered
+   by the worker itself with its reason.
 
 It fails if an event is lost, a signature check is skipped, or a reply is sent twice.
 Run by scripts/test.sh, which starts moto and sets GATEWAY_TEST_AWS_ENDPOINT.
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -156,6 +162,32 @@ def aws_resources(endpoint, prefix):
     return sqs, dynamodb, queue_url, queue_arn, table
 
 
+def dead_letters_and_claims(endpoint, prefix):
+    """A dead-letter queue and a claim-check bucket on moto: (s3, dead-letter queue URL, bucket)."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    suffix = str(os.getpid())
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    dlq = sqs.create_queue(QueueName=f"{prefix}-dead-letters-{suffix}")["QueueUrl"]
+    bucket = f"{prefix}-claims-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    return s3, dlq, bucket
+
+
+def signed_line_event(body):
+    """An API Gateway HTTP API event for POST /line with `body`, signed with the test secret."""
+    signature = base64.b64encode(hmac.new(b"test-line-channel-secret", body.encode(), hashlib.sha256).digest()).decode()
+    return {"version": "2.0", "routeKey": "POST /line", "rawPath": "/line", "rawQueryString": "",
+            "headers": {"content-type": "application/json", "x-line-signature": signature},
+            "requestContext": {"http": {"method": "POST", "path": "/line", "protocol": "HTTP/1.1",
+                                        "sourceIp": "127.0.0.1", "userAgent": "LineBotWebhook/2.0"},
+                               "requestId": "e2e-large", "routeKey": "POST /line", "stage": "$default",
+                               "accountId": "123456789012", "apiId": "e2e", "domainName": "e2e",
+                               "domainPrefix": "e2e", "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
+            "body": body, "isBase64Encoded": False}
+
+
 def main():
     endpoint = os.environ.get("GATEWAY_TEST_AWS_ENDPOINT")
     if not endpoint:
@@ -165,6 +197,7 @@ def main():
         fail(f"events/ and this script disagree: {sorted(set(samples) ^ set(EXPECTED))}")
 
     sqs, dynamodb, queue_url, queue_arn, table = aws_resources(endpoint, "e2e")
+    s3, dlq_url, bucket = dead_letters_and_claims(endpoint, "e2e")
 
     api = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     threading.Thread(target=api.serve_forever, daemon=True).start()
@@ -174,6 +207,7 @@ def main():
     env = dict(os.environ,
                AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_REGION="us-east-1", QUEUE_URL=queue_url, IDEMPOTENCY_TABLE=table,
+               DEAD_LETTER_QUEUE_URL=dlq_url, CLAIM_CHECK_BUCKET=bucket,
                LINE_CHANNEL_SECRET="test-line-channel-secret", META_APP_SECRET="test-meta-app-secret",
                META_VERIFY_TOKEN="test-meta-verify-token",
                LINE_CHANNEL_ACCESS_TOKEN="e2e-line-token", META_PAGE_ACCESS_TOKEN="e2e-page-token",
@@ -267,6 +301,45 @@ def main():
         print(f"e2e: {len(samples)} sample requests sent twice; {len(messages)} messages queued for "
               f"{unique_events} events; {counts[0]} LINE replies, {counts[1]} Meta sends, "
               f"{counts[2]} profile lookup: each once")
+
+        # 4. A 1.1 MiB event by claim check, and a poison record dead-lettered by the worker.
+        large = {"type": "message", "webhookEventId": "01JE2ELARGE0000000000000001", "timestamp": 1763715600000,
+                 "mode": "active", "deliveryContext": {"isRedelivery": False}, "replyToken": "r-large",
+                 "source": {"type": "user", "userId": "U4af4980629000000000000000000c0de"},
+                 "message": {"type": "text", "id": "large1", "text": "large", "quoteToken": "q-large"},
+                 "padding": "x" * (1100 * 1024)}
+        body = json.dumps({"destination": "Uf00000000000000000000000000000b0", "events": [large]})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "large.json")
+            with open(path, "w") as f:
+                json.dump(signed_line_event(body), f)
+            answer = invoke(port, "ingress", path)
+            if answer.get("statusCode") != 200:
+                fail(f"the large event: status {answer.get('statusCode')}")
+            queued = drain(sqs, queue_url)
+            if len(queued) != 1 or "claim" not in json.loads(queued[0]["Body"]):
+                fail("the large event was not queued as one claim-checked message")
+            claim = json.loads(queued[0]["Body"])["claim"]
+            stored = s3.get_object(Bucket=bucket, Key=claim["object"])["Body"].read()
+            if stored != json.dumps(large).encode():
+                fail("the claim-check object is not the event's exact bytes")
+            poison = dict(queued[0], MessageId="e2e-poison", Body="not an envelope")
+            path = os.path.join(tmp, "worker.json")
+            with open(path, "w") as f:
+                json.dump(sqs_event([queued[0], poison], queue_arn), f)
+            answer = invoke(port, "worker", path)
+            if answer.get("batchItemFailures"):
+                fail(f"the worker reported failures: {answer['batchItemFailures']}")
+        if len([c for c in FakeApi.calls if c[1] == "/v2/bot/message/reply"]) != EXPECTED_REPLIES + 1:
+            fail("the large event was not answered once")
+        if s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) != 0:
+            fail("the claim-check object was not deleted after the event was handled")
+        dead = drain(sqs, dlq_url)
+        if [m["Body"] for m in dead] != ["not an envelope"] or \
+                not dead[0]["MessageAttributes"]["failure"]["StringValue"].startswith("not an envelope"):
+            fail(f"the poison record was not dead-lettered with its reason: {dead}")
+        print("e2e: a 1.1 MiB event by claim check, answered once, its object deleted; "
+              "a poison record dead-lettered with its reason")
         print("1 passed, 0 failed")
     finally:
         os.killpg(watch.pid, signal.SIGTERM)

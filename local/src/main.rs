@@ -44,8 +44,9 @@ struct ServeArgs {
     /// Milliseconds a received message stays invisible before it is delivered again.
     #[arg(long, env = "LOCAL_VISIBILITY_TIMEOUT_MS", default_value_t = 30_000)]
     visibility_timeout_ms: u64,
-    /// Receives before a message goes to the dead-letter state.
-    #[arg(long, global = true, env = "LOCAL_MAX_RECEIVES", default_value_t = 5)]
+    /// Receives before a message goes to the dead-letter state: a backstop, as on AWS; the worker
+    /// dead-letters an event itself after MAX_ATTEMPTS (5) failed runs, with the reason.
+    #[arg(long, global = true, env = "LOCAL_MAX_RECEIVES", default_value_t = 20)]
     max_receives: u32,
 }
 

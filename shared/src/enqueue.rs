@@ -198,6 +198,7 @@ impl<S: BatchSink> EventQueue for BatchedQueue<S> {
                 continue;
             } else {
                 tokio::select! {
+                    biased;
                     finished = calls.next() => finished,
                     _ = tokio::time::sleep_until(next_retry) => continue,
                 }

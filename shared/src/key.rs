@@ -37,7 +37,7 @@ pub fn hashed(prefix: &str, parts: &[&str], item: &Value) -> String {
 /// serde_json's depth limit), so that two different items never share a key.
 pub fn hashed_json(prefix: &str, parts: &[&str], json: &str) -> String {
     let mut canonical = String::with_capacity(json.len());
-    match write_canonical_text(json, &mut canonical) {
+    match write_canonical_text(json, &mut canonical, 0) {
         Ok(()) => hash_parts(prefix, parts, &canonical),
         Err(_) => {
             let mut raw_parts = parts.to_vec();
@@ -61,12 +61,24 @@ fn hash_parts(prefix: &str, parts: &[&str], canonical: &str) -> String {
     key
 }
 
+/// The deepest nesting read in canonical form: serde_json's own limit for a `Value`. Deeper
+/// items are hashed byte for byte.
+const MAX_DEPTH: usize = 128;
+
 /// Writes JSON text in canonical form, reading it a level at a time as raw values, so that
 /// numbers keep their exact text (`serde_json::Value` folds integers beyond 64 bits into floats,
 /// which made different values one key).
-fn write_canonical_text(json: &str, out: &mut String) -> Result<(), serde_json::Error> {
+fn write_canonical_text(
+    json: &str,
+    out: &mut String,
+    depth: usize,
+) -> Result<(), serde_json::Error> {
+    use serde::de::Error as _;
     use serde_json::value::RawValue;
     use std::collections::BTreeMap;
+    if depth > MAX_DEPTH {
+        return Err(serde_json::Error::custom("nested too deeply"));
+    }
     let json = json.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
     match json.as_bytes().first() {
         Some(b'{') => {
@@ -79,7 +91,7 @@ fn write_canonical_text(json: &str, out: &mut String) -> Result<(), serde_json::
                 }
                 write_string(&name, out);
                 out.push(':');
-                write_canonical_text(value.get(), out)?;
+                write_canonical_text(value.get(), out, depth + 1)?;
             }
             out.push('}');
         }
@@ -90,7 +102,7 @@ fn write_canonical_text(json: &str, out: &mut String) -> Result<(), serde_json::
                 if index > 0 {
                     out.push(',');
                 }
-                write_canonical_text(item.get(), out)?;
+                write_canonical_text(item.get(), out, depth + 1)?;
             }
             out.push(']');
         }

@@ -189,6 +189,14 @@ impl Worker {
         self.unrecorded.lock().map(|u| u.len()).unwrap_or(0)
     }
 
+    /// The keys of [`Worker::unrecorded_completions`].
+    pub fn unrecorded_keys(&self) -> Vec<String> {
+        self.unrecorded
+            .lock()
+            .map(|u| u.iter().map(|(key, _)| key.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Processes one batch; `deadline_ms` is when the invocation ends (ms since the epoch). Returns
     /// before the deadline, by [`crate::budget`].
     pub async fn process(&self, records: &[QueueRecord], deadline_ms: i64) -> BatchReport {
@@ -369,7 +377,8 @@ impl Worker {
             Ok(unrecorded) if !unrecorded.is_empty() => unrecorded.clone(),
             _ => return,
         };
-        let until = Instant::now() + (budget.start_by - Instant::now().min(budget.start_by)) / 10;
+        let now = Instant::now();
+        let until = now + budget.start_by.saturating_duration_since(now) / 10;
         for (key, expires_at) in pending {
             let written = retry_until(until, budget.attempt_timeout, || {
                 self.store.complete(&key, expires_at)
@@ -500,20 +509,25 @@ impl Worker {
             self.store.complete(&key, expires_at)
         })
         .await;
-        if let Err(error) = recorded {
-            // The handler's effects happened: acknowledge rather than run them again. The lease
-            // holds the key past this invocation and the next one of this process writes the
-            // completion.
-            tracing::error!(target: "worker", %key, %error, "handled, but the completion is not written yet; keeping the claim");
-            if let Ok(mut unrecorded) = self.unrecorded.lock() {
-                if unrecorded.len() >= MAX_UNRECORDED {
-                    unrecorded.remove(0);
+        let recorded = match recorded {
+            Ok(()) => true,
+            Err(error) => {
+                // The handler's effects happened: acknowledge rather than run them again. The lease
+                // holds the key past this invocation and the next one of this process writes the
+                // completion.
+                tracing::error!(target: "worker", %key, %error, "handled, but the completion is not written yet; keeping the claim");
+                if let Ok(mut unrecorded) = self.unrecorded.lock() {
+                    if unrecorded.len() >= MAX_UNRECORDED {
+                        unrecorded.remove(0);
+                    }
+                    unrecorded.push((key.clone(), expires_at));
                 }
-                unrecorded.push((key.clone(), expires_at));
+                false
             }
-        }
+        };
         let archived = self.archive_event(record, &event, budget).await;
-        if archived != Archived::FollowUp {
+        // Kept while the completion is unwritten: a redelivery would need it.
+        if archived != Archived::FollowUp && recorded {
             self.delete_claim_object(claim_object, &key).await;
         }
         if archived == Archived::NotQueued {
