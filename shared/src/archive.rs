@@ -43,7 +43,7 @@
 
 use crate::bot::{BotEvent, BotEventKind};
 use crate::clients::{ApiError, Clients, Download};
-use crate::line::{self, ContentProviderType, EventKind, MessageContent};
+use crate::line::{self, EventKind, MessageContent};
 use crate::meta::{self, Item, MessagingKind};
 use crate::platform::Platform;
 use crate::ports::{ArchiveError, ArchiveStore, MediaStore};
@@ -413,14 +413,14 @@ fn plan_line(event: &BotEvent, line: &line::Event) -> Plan {
         .as_ref()
         .and_then(|s| s.user_id())
         .map(str::to_owned);
+    let at = line.timestamp.or(event.timestamp).unwrap_or(0);
     let incoming = |message: &line::Message| {
+        let id = message.id.clone()?;
         let text = match &message.content {
-            MessageContent::Text(text) => Some(text.text.clone()),
+            MessageContent::Text(text) => text.text.clone(),
             _ => None,
         };
-        let on_line = message
-            .content_provider()
-            .is_none_or(|p| p.kind == ContentProviderType::Line);
+        let on_line = message.is_on_line();
         let media = match &message.content {
             MessageContent::Image(_) | MessageContent::Video(_) if on_line => {
                 vec![("content", false), ("preview", true)]
@@ -435,43 +435,46 @@ fn plan_line(event: &BotEvent, line: &line::Event) -> Plan {
             (
                 role.to_owned(),
                 MediaSource::LineContent {
-                    message_id: message.id.clone(),
+                    message_id: id.clone(),
                     preview,
                 },
             )
         })
         .collect();
-        Incoming {
+        Some(Incoming {
             platform: Platform::Line,
             conversation: event.conversation.clone(),
-            message_id: message.id.clone(),
+            message_id: id,
             sender: sender.clone(),
-            at: line.timestamp,
+            at,
             edit_number: 0,
             kind: message.type_name().to_owned(),
             text,
             event: raw_json(event),
             media,
-        }
+        })
     };
-    match &line.kind {
-        EventKind::Message(message) => Plan::Change(Change::Message(incoming(message))),
-        EventKind::MessageEdited(message) => Plan::Change(Change::Edit(incoming(message))),
-        EventKind::Unsend(unsend) => Plan::Change(Change::Unsend {
+    let change = match &line.kind {
+        EventKind::Message(message) => incoming(message).map(Change::Message),
+        EventKind::MessageEdited(message) => incoming(message).map(Change::Edit),
+        EventKind::Unsend(unsend) => unsend.message_id.clone().map(|message_id| Change::Unsend {
             platform: Platform::Line,
             conversation: event.conversation.clone(),
-            message_id: unsend.message_id.clone(),
-            at: line.timestamp,
+            message_id,
+            at,
         }),
-        EventKind::Follow(_) => match sender {
-            Some(user_id) => Plan::Profile {
-                conversation: event.conversation.clone(),
-                user_id,
-            },
-            None => Plan::Nothing,
-        },
-        _ => Plan::Nothing,
-    }
+        EventKind::Follow(_) => {
+            return match sender {
+                Some(user_id) => Plan::Profile {
+                    conversation: event.conversation.clone(),
+                    user_id,
+                },
+                None => Plan::Nothing,
+            };
+        }
+        _ => None,
+    };
+    change.map_or(Plan::Nothing, Plan::Change)
 }
 
 fn plan_meta(event: &BotEvent, item: &Item) -> Plan {
@@ -526,18 +529,21 @@ fn plan_meta(event: &BotEvent, item: &Item) -> Plan {
                 media,
             }))
         }
-        MessagingKind::MessageEdit(edit) => Plan::Change(Change::Edit(Incoming {
-            platform: Platform::Meta,
-            conversation: event.conversation.clone(),
-            message_id: edit.mid.clone(),
-            sender,
-            at,
-            edit_number: edit.num_edit,
-            kind: "text".into(),
-            text: edit.text.clone(),
-            event: raw_json(event),
-            media: Vec::new(),
-        })),
+        MessagingKind::MessageEdit(edit) => match &edit.mid {
+            Some(mid) => Plan::Change(Change::Edit(Incoming {
+                platform: Platform::Meta,
+                conversation: event.conversation.clone(),
+                message_id: mid.clone(),
+                sender,
+                at,
+                edit_number: edit.num_edit.unwrap_or(0),
+                kind: "text".into(),
+                text: edit.text.clone(),
+                event: raw_json(event),
+                media: Vec::new(),
+            })),
+            None => Plan::Nothing,
+        },
         _ => Plan::Nothing,
     }
 }

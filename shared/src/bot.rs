@@ -66,8 +66,8 @@ pub struct BotEvent {
 #[derive(Debug)]
 pub enum BotEventKind {
     Line {
-        /// The bot's user id.
-        destination: String,
+        /// The bot's user id (`None` for the rare body without one).
+        destination: Option<String>,
         event: line::Event,
     },
     Meta {

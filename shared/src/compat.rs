@@ -4,7 +4,7 @@
 //! set in the models is therefore either an [`open_enum!`] (a string enum with an `Unknown(String)`
 //! variant) or a tagged enum whose last variant is [`Unknown`], which keeps the JSON verbatim.
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -92,11 +92,6 @@ pub(crate) fn str_field<'v>(value: &'v Value, field: &str) -> Option<&'v str> {
     value.get(field).and_then(Value::as_str)
 }
 
-/// Reads a `T` out of a borrowed JSON value, mapping the error into the caller's deserializer.
-pub(crate) fn typed<T: DeserializeOwned, E: serde::de::Error>(value: &Value) -> Result<T, E> {
-    T::deserialize(value).map_err(E::custom)
-}
-
 /// Deserialises a whole value first, for enums whose variant depends on a field's value.
 pub(crate) fn buffered<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
     let value = Value::deserialize(deserializer)?;
@@ -119,5 +114,100 @@ pub(crate) fn flexible_id<'de, D: Deserializer<'de>>(
         Some(other) => Err(D::Error::custom(format!(
             "expected an id as a string or number, found {other}"
         ))),
+    }
+}
+
+/// Lenient field readers, for `#[serde(default, deserialize_with = "lenient::…")]`: a field that
+/// is absent, `null` or of an unexpected shape reads as absent (`None`, empty, `false`), never as
+/// an error of the event. The platforms omit fields their specs call required, send numbers as
+/// strings, and add shapes nobody has seen yet; what is present and fits is typed.
+pub(crate) mod lenient {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    /// Any type, absent when it does not fit.
+    pub(crate) fn option<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        Ok(Option::<Value>::deserialize(deserializer)?.and_then(|v| T::deserialize(v).ok()))
+    }
+
+    /// A whole number given as a number (integer or float) or as a numeric string.
+    pub(crate) fn number<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<i64>, D::Error> {
+        Ok(Option::<Value>::deserialize(deserializer)?
+            .as_ref()
+            .and_then(whole_number))
+    }
+
+    /// A number given as a number or as a numeric string.
+    pub(crate) fn float<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<f64>, D::Error> {
+        Ok(match Option::<Value>::deserialize(deserializer)? {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        })
+    }
+
+    /// An id given as a string or a number, as a string.
+    pub(crate) fn id<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        Ok(match Option::<Value>::deserialize(deserializer)? {
+            Some(Value::String(text)) => Some(text),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        })
+    }
+
+    /// A list whose elements that do not fit are left out; anything but a list reads as empty.
+    pub(crate) fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        Ok(match Option::<Value>::deserialize(deserializer)? {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|item| T::deserialize(item).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// A flag given as a boolean or as `"true"`/`"false"`; absent is `false`.
+    pub(crate) fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+        Ok(match Option::<Value>::deserialize(deserializer)? {
+            Some(Value::Bool(b)) => b,
+            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        })
+    }
+
+    /// The whole-number reading shared by the typed models and the ingress's heads, so that the
+    /// two agree on every field they both read.
+    pub(crate) fn whole_number(value: &Value) -> Option<i64> {
+        match value {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            }),
+            Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        }
+    }
+
+    /// The field `name` of `value`, typed if it fits.
+    pub(crate) fn field<T: DeserializeOwned>(value: &Value, name: &str) -> Option<T> {
+        value.get(name).and_then(|v| T::deserialize(v).ok())
     }
 }

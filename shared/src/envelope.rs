@@ -87,8 +87,9 @@ pub struct Envelope<E = Box<RawValue>> {
 /// What a LINE event needs from its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineContext {
-    /// The bot's user id.
-    pub destination: String,
+    /// The bot's user id; `None` for the rare body without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// What a Meta item needs from its notification.
@@ -273,7 +274,7 @@ mod tests {
             received_at: 1,
             stage: Stage::Bot,
             line: Some(LineContext {
-                destination: "U0".into(),
+                destination: Some("U0".into()),
             }),
             meta: None,
             claim: None,

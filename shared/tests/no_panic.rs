@@ -130,11 +130,14 @@ fn read_everything(body: &[u8]) {
     if let Ok(callback) = Callback::parse(body) {
         for parsed in callback.events() {
             let head = EventHead::of(parsed.raw);
-            let _ = head.dedup_key(&callback.destination, parsed.raw);
-            let _ = head.conversation_id(&callback.destination);
+            let _ = head.dedup_key(
+                callback.destination.as_deref().unwrap_or_default(),
+                parsed.raw,
+            );
+            let _ = head.conversation_id(callback.destination.as_deref().unwrap_or_default());
             if let Ok(event) = parsed.event {
-                let _ = event.mentions_bot(&callback.destination);
-                let _ = event.conversation_id(&callback.destination);
+                let _ = event.mentions_bot(callback.destination.as_deref().unwrap_or_default());
+                let _ = event.conversation_id(callback.destination.as_deref().unwrap_or_default());
                 let _ = event.message().map(|m| (m.quote_token(), m.type_name()));
             }
         }

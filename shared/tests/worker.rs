@@ -87,7 +87,7 @@ fn envelope(id: &str, user: &str, timestamp: i64) -> String {
         timestamp: Some(timestamp),
         received_at: now_ms(),
         line: Some(LineContext {
-            destination: "B".into(),
+            destination: Some("B".into()),
         }),
         meta: None,
         stage: Default::default(),

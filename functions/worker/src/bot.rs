@@ -30,7 +30,10 @@ impl Bot for ExampleBot {
             BotEventKind::Line {
                 destination,
                 event: line_event,
-            } => handle_line(event, destination, line_event, clients).await,
+            } => {
+                let destination = destination.as_deref().unwrap_or_default();
+                handle_line(event, destination, line_event, clients).await
+            }
             BotEventKind::Meta { context, item } => {
                 if context.list == ItemList::Standby {
                     // Another app controls this thread (handover protocol): listen, never answer.
@@ -74,7 +77,7 @@ async fn handle_line(
     }
     if let EventKind::Unsend(unsend) = &line_event.kind {
         // LINE asks services to stop showing an unsent message and delete stored copies.
-        tracing::info!(key = %event.key, message_id = %unsend.message_id, "unsend: delete every stored copy of this message now");
+        tracing::info!(key = %event.key, message_id = unsend.message_id.as_deref().unwrap_or("?"), "unsend: delete every stored copy of this message now");
         return Ok(());
     }
     let Some(client) = &clients.line else {
@@ -102,7 +105,11 @@ async fn handle_line(
                 log_event(event, "group message not addressed to the bot");
                 return Ok(());
             }
-            text_message(&text.text, message.quote_token())
+            let Some(text) = &text.text else {
+                log_event(event, "text message without text: not answering");
+                return Ok(());
+            };
+            text_message(text, message.quote_token())
         }
         EventKind::Follow(_) => {
             let name = match line_event.source.as_ref().and_then(|s| s.user_id()) {

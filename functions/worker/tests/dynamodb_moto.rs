@@ -634,15 +634,17 @@ fn the_sample_sqs_events_are_what_the_ingress_queues() {
             let (key, conversation) = match (&envelope.line, &envelope.meta) {
                 (Some(line), _) => {
                     let head = shared::line::EventHead::of(&envelope.event);
+                    let destination = line.destination.as_deref().unwrap_or_default();
                     (
-                        head.dedup_key(&line.destination, &envelope.event),
-                        head.conversation_id(&line.destination),
+                        head.dedup_key(destination, &envelope.event),
+                        head.conversation_id(destination),
                     )
                 }
                 (_, Some(meta)) => {
-                    let head = shared::meta::ItemHead::of(
+                    let head = shared::meta::ItemHead::of_entry(
                         &meta.object,
                         &meta.entry_id,
+                        meta.entry_time,
                         meta.list,
                         &envelope.event,
                     );

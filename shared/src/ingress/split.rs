@@ -48,7 +48,7 @@ pub fn line_messages(
     callback: &Callback<'_>,
     options: &SplitOptions,
 ) -> Result<Split, serde_json::Error> {
-    let destination = callback.destination.as_str();
+    let destination = callback.destination.as_deref().unwrap_or_default();
     let mut split = Split {
         messages: Vec::with_capacity(callback.events.len()),
         claims: Vec::new(),
@@ -64,7 +64,7 @@ pub fn line_messages(
             received_at: options.received_at,
             stage: Stage::Bot,
             line: Some(LineContext {
-                destination: destination.to_owned(),
+                destination: callback.destination.clone(),
             }),
             meta: None,
             claim: None,

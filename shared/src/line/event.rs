@@ -1,7 +1,13 @@
 //! LINE webhook event objects: the fields every event has, and one variant per event type.
+//!
+//! The rule of every model here: a field the spec calls required but that is missing never makes
+//! an event unreadable. What is present is typed; what is absent (or of a shape nobody expected)
+//! is `None`, empty or `false`. Only an event that is not an object, or has no `type`, is
+//! unreadable. The official SDKs parse events without `webhookEventId`, `mode` or
+//! `deliveryContext`, and LINE adds fields and types without notice.
 
 use super::message::{MentionTarget, Message, MessageContent};
-use crate::compat::{Unknown, buffered, open_enum, typed};
+use crate::compat::{Unknown, buffered, lenient, open_enum, str_field};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
@@ -15,9 +21,10 @@ open_enum! {
 
 /// `deliveryContext`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct DeliveryContext {
     /// True when LINE sends the event again after a failed delivery.
+    #[serde(deserialize_with = "lenient::flag")]
     pub is_redelivery: bool,
 }
 
@@ -30,12 +37,12 @@ pub enum Source {
     },
     /// A group chat. `user_id` is the sender, in message events.
     Group {
-        group_id: String,
+        group_id: Option<String>,
         user_id: Option<String>,
     },
     /// A multi-person chat.
     Room {
-        room_id: String,
+        room_id: Option<String>,
         user_id: Option<String>,
     },
     Unknown(Unknown),
@@ -48,7 +55,7 @@ impl Source {
             Source::User { user_id }
             | Source::Group { user_id, .. }
             | Source::Room { user_id, .. } => user_id.as_deref(),
-            Source::Unknown(unknown) => crate::compat::str_field(&unknown.raw, "userId"),
+            Source::Unknown(unknown) => str_field(&unknown.raw, "userId"),
         }
     }
 
@@ -56,32 +63,43 @@ impl Source {
     pub fn is_multi_person(&self) -> bool {
         matches!(self, Source::Group { .. } | Source::Room { .. })
     }
+
+    /// The `type` as LINE spells it.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Source::User { .. } => "user",
+            Source::Group { .. } => "group",
+            Source::Room { .. } => "room",
+            Source::Unknown(unknown) => &unknown.kind,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Source {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
+        #[serde(default, rename_all = "camelCase")]
+        #[derive(Default)]
         struct Fields {
-            #[serde(rename = "type")]
-            kind: String,
+            #[serde(deserialize_with = "lenient::option")]
             user_id: Option<String>,
+            #[serde(deserialize_with = "lenient::option")]
             group_id: Option<String>,
+            #[serde(deserialize_with = "lenient::option")]
             room_id: Option<String>,
         }
         let value = buffered(deserializer)?;
-        let fields: Fields = typed(&value)?;
-        let missing = |name| serde::de::Error::missing_field(name);
-        Ok(match fields.kind.as_str() {
+        let fields = Fields::deserialize(&value).unwrap_or_default();
+        Ok(match str_field(&value, "type").unwrap_or_default() {
             "user" => Source::User {
                 user_id: fields.user_id,
             },
             "group" => Source::Group {
-                group_id: fields.group_id.ok_or_else(|| missing("groupId"))?,
+                group_id: fields.group_id,
                 user_id: fields.user_id,
             },
             "room" => Source::Room {
-                room_id: fields.room_id.ok_or_else(|| missing("roomId"))?,
+                room_id: fields.room_id,
                 user_id: fields.user_id,
             },
             other => Source::Unknown(Unknown::new(other, &value)),
@@ -93,10 +111,10 @@ impl<'de> Deserialize<'de> for Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// When the event happened, in milliseconds since the epoch.
-    pub timestamp: i64,
-    pub mode: Mode,
+    pub timestamp: Option<i64>,
+    pub mode: Option<Mode>,
     /// A ULID that stays the same across redeliveries: the deduplication key.
-    pub webhook_event_id: String,
+    pub webhook_event_id: Option<String>,
     pub delivery_context: DeliveryContext,
     /// Absent for some events (module and partner events).
     pub source: Option<Source>,
@@ -131,7 +149,8 @@ pub enum EventKind {
     BotResumed,
     /// A LINE notification message was delivered (`type: delivery`).
     Delivery(PnpDelivery),
-    /// An event type this version does not know, with its JSON.
+    /// An event type this version does not know (LINE's retired `things` events among them),
+    /// with its JSON.
     Unknown(Unknown),
 }
 
@@ -165,30 +184,37 @@ impl EventKind {
 }
 
 /// `unsend`: the user took a message back; stop showing it and delete stored copies.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Unsend {
-    pub message_id: String,
+    #[serde(deserialize_with = "lenient::id")]
+    pub message_id: Option<String>,
 }
 
 /// `follow`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Follow {
     /// True when the user unblocked the account rather than adding it for the first time.
+    #[serde(deserialize_with = "lenient::flag")]
     pub is_unblocked: bool,
 }
 
 /// Users who joined or left a group or room.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Members {
+    #[serde(deserialize_with = "lenient::list")]
     pub members: Vec<Source>,
 }
 
 /// `postback`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Postback {
-    pub data: String,
+    #[serde(deserialize_with = "lenient::option")]
+    pub data: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub params: Option<PostbackParams>,
 }
 
@@ -203,16 +229,21 @@ open_enum! {
 }
 
 /// `postback.params`: what a datetime picker or a rich menu switch action returned.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PostbackParams {
     /// `YYYY-MM-DD`, from a date picker.
+    #[serde(deserialize_with = "lenient::option")]
     pub date: Option<String>,
     /// `HH:mm`, from a time picker.
+    #[serde(deserialize_with = "lenient::option")]
     pub time: Option<String>,
     /// `YYYY-MM-DDTHH:mm`, from a datetime picker.
+    #[serde(deserialize_with = "lenient::option")]
     pub datetime: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub new_rich_menu_alias_id: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub status: Option<RichMenuSwitchStatus>,
     /// Parameters this version does not name, kept as they arrived.
     #[serde(flatten)]
@@ -220,10 +251,11 @@ pub struct PostbackParams {
 }
 
 /// `videoPlayComplete`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct VideoPlayComplete {
-    pub tracking_id: String,
+    #[serde(deserialize_with = "lenient::option")]
+    pub tracking_id: Option<String>,
 }
 
 open_enum! {
@@ -236,12 +268,15 @@ open_enum! {
 }
 
 /// `beacon`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Beacon {
-    pub hwid: String,
-    #[serde(rename = "type")]
-    pub kind: BeaconType,
+    #[serde(deserialize_with = "lenient::option")]
+    pub hwid: Option<String>,
+    #[serde(rename = "type", deserialize_with = "lenient::option")]
+    pub kind: Option<BeaconType>,
     /// Device message.
+    #[serde(deserialize_with = "lenient::option")]
     pub dm: Option<String>,
 }
 
@@ -254,41 +289,38 @@ open_enum! {
 }
 
 /// `accountLink` (`link` in the JSON).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct AccountLink {
-    pub result: LinkResult,
-    pub nonce: String,
+    #[serde(deserialize_with = "lenient::option")]
+    pub result: Option<LinkResult>,
+    #[serde(deserialize_with = "lenient::option")]
+    pub nonce: Option<String>,
 }
 
 /// `membership`: a user joined, left or renewed a membership.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Membership {
-    Joined { membership_id: i64 },
-    Left { membership_id: i64 },
-    Renewed { membership_id: i64 },
+    Joined { membership_id: Option<i64> },
+    Left { membership_id: Option<i64> },
+    Renewed { membership_id: Option<i64> },
     Unknown(Unknown),
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Membership::Unknown(Unknown::new("", &serde_json::Value::Null))
+    }
 }
 
 impl<'de> Deserialize<'de> for Membership {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Fields {
-            membership_id: i64,
-        }
         let value = buffered(deserializer)?;
-        let kind = crate::compat::str_field(&value, "type").unwrap_or_default();
-        let id = || typed::<Fields, D::Error>(&value).map(|f| f.membership_id);
-        Ok(match kind {
-            "joined" => Membership::Joined {
-                membership_id: id()?,
-            },
-            "left" => Membership::Left {
-                membership_id: id()?,
-            },
-            "renewed" => Membership::Renewed {
-                membership_id: id()?,
-            },
+        let membership_id = value.get("membershipId").and_then(lenient::whole_number);
+        Ok(match str_field(&value, "type").unwrap_or_default() {
+            "joined" => Membership::Joined { membership_id },
+            "left" => Membership::Left { membership_id },
+            "renewed" => Membership::Renewed { membership_id },
             other => Membership::Unknown(Unknown::new(other, &value)),
         })
     }
@@ -305,70 +337,61 @@ open_enum! {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Module {
     Attached {
-        bot_id: String,
+        bot_id: Option<String>,
         scopes: Vec<String>,
     },
     Detached {
-        bot_id: String,
-        reason: DetachReason,
+        bot_id: Option<String>,
+        reason: Option<DetachReason>,
     },
     Unknown(Unknown),
 }
 
+impl Default for Module {
+    fn default() -> Self {
+        Module::Unknown(Unknown::new("", &serde_json::Value::Null))
+    }
+}
+
 impl<'de> Deserialize<'de> for Module {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Attached {
-            bot_id: String,
-            scopes: Vec<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Detached {
-            bot_id: String,
-            reason: DetachReason,
-        }
         let value = buffered(deserializer)?;
-        Ok(
-            match crate::compat::str_field(&value, "type").unwrap_or_default() {
-                "attached" => {
-                    let a: Attached = typed(&value)?;
-                    Module::Attached {
-                        bot_id: a.bot_id,
-                        scopes: a.scopes,
-                    }
-                }
-                "detached" => {
-                    let d: Detached = typed(&value)?;
-                    Module::Detached {
-                        bot_id: d.bot_id,
-                        reason: d.reason,
-                    }
-                }
-                other => Module::Unknown(Unknown::new(other, &value)),
+        let bot_id = lenient::field::<String>(&value, "botId");
+        Ok(match str_field(&value, "type").unwrap_or_default() {
+            "attached" => Module::Attached {
+                bot_id,
+                scopes: lenient::field(&value, "scopes").unwrap_or_default(),
             },
-        )
+            "detached" => Module::Detached {
+                bot_id,
+                reason: lenient::field(&value, "reason"),
+            },
+            other => Module::Unknown(Unknown::new(other, &value)),
+        })
     }
 }
 
 /// `activated` (`chatControl` in the JSON).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ChatControl {
     /// When control expires, in milliseconds since the epoch.
-    pub expire_at: i64,
+    #[serde(deserialize_with = "lenient::number")]
+    pub expire_at: Option<i64>,
 }
 
 /// `delivery`: a LINE notification message reached the user.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct PnpDelivery {
     /// A hashed phone number, or the `X-Line-Delivery-Tag` the sender chose.
-    pub data: String,
+    #[serde(deserialize_with = "lenient::option")]
+    pub data: Option<String>,
 }
 
 impl Event {
-    /// Reads one event from its JSON text.
+    /// Reads one event from its JSON text. Fails only when the text is not a JSON object with a
+    /// `type`.
     ///
     /// ```
     /// use shared::line::{Event, EventKind};
@@ -376,6 +399,9 @@ impl Event {
     ///     "webhookEventId":"01H","deliveryContext":{"isRedelivery":false},
     ///     "source":{"type":"user","userId":"U1"}}"#).unwrap();
     /// assert_eq!(event.kind, EventKind::Unfollow);
+    /// // Only `type` is needed: the rest is what it is.
+    /// let bare = Event::from_json(r#"{"type":"follow"}"#).unwrap();
+    /// assert_eq!((bare.timestamp, bare.webhook_event_id), (None, None));
     /// ```
     pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
         serde_json::from_str(json)
@@ -410,7 +436,7 @@ impl Event {
             MentionTarget::User {
                 is_self: None,
                 user_id: Some(user_id),
-            } => user_id == destination,
+            } => !destination.is_empty() && user_id == destination,
             _ => false,
         })
     }
@@ -420,9 +446,13 @@ impl Event {
         super::conversation_id(destination, self.source.as_ref())
     }
 
-    /// The deduplication key: `line:` + `webhookEventId`.
-    pub fn dedup_key(&self) -> String {
-        super::dedup_key_for_id(&self.webhook_event_id)
+    /// The deduplication key, `line:` + `webhookEventId`, where the event has one (the ingress
+    /// keys events without one by their content: [`super::EventHead::dedup_key`]).
+    pub fn dedup_key(&self) -> Option<String> {
+        self.webhook_event_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .map(super::dedup_key_for_id)
     }
 
     pub fn reply_token(&self) -> Option<&str> {
@@ -435,114 +465,73 @@ impl Event {
 
     /// True when the channel is in standby: the bot must not send messages.
     pub fn is_standby(&self) -> bool {
-        self.mode == Mode::Standby
+        self.mode == Some(Mode::Standby)
     }
 }
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
+        #[derive(Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
         struct Common {
-            #[serde(rename = "type")]
-            kind: String,
-            timestamp: i64,
-            mode: Mode,
-            webhook_event_id: String,
-            // Required by the spec; tolerated when absent, as on events from before it existed.
-            #[serde(default)]
-            delivery_context: DeliveryContext,
+            #[serde(deserialize_with = "lenient::number")]
+            timestamp: Option<i64>,
+            #[serde(deserialize_with = "lenient::option")]
+            mode: Option<Mode>,
+            #[serde(deserialize_with = "lenient::option")]
+            webhook_event_id: Option<String>,
+            #[serde(deserialize_with = "lenient::option")]
+            delivery_context: Option<DeliveryContext>,
+            #[serde(deserialize_with = "lenient::option")]
             source: Option<Source>,
+            #[serde(deserialize_with = "lenient::option")]
             reply_token: Option<String>,
         }
-        #[derive(Deserialize)]
-        struct WithMessage {
-            message: Message,
-        }
-        #[derive(Deserialize)]
-        struct WithUnsend {
-            unsend: Unsend,
-        }
-        #[derive(Deserialize)]
-        struct WithFollow {
-            #[serde(default)]
-            follow: Follow,
-        }
-        #[derive(Deserialize)]
-        struct WithJoined {
-            joined: Members,
-        }
-        #[derive(Deserialize)]
-        struct WithLeft {
-            left: Members,
-        }
-        #[derive(Deserialize)]
-        struct WithPostback {
-            postback: Postback,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct WithVideo {
-            video_play_complete: VideoPlayComplete,
-        }
-        #[derive(Deserialize)]
-        struct WithBeacon {
-            beacon: Beacon,
-        }
-        #[derive(Deserialize)]
-        struct WithLink {
-            link: AccountLink,
-        }
-        #[derive(Deserialize)]
-        struct WithMembership {
-            membership: Membership,
-        }
-        #[derive(Deserialize)]
-        struct WithModule {
-            module: Module,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct WithChatControl {
-            chat_control: ChatControl,
-        }
-        #[derive(Deserialize)]
-        struct WithDelivery {
-            delivery: PnpDelivery,
-        }
-
         let value = buffered(deserializer)?;
-        let common: Common = typed(&value)?;
-        let kind = match common.kind.as_str() {
-            "message" => EventKind::Message(typed::<WithMessage, _>(&value)?.message),
-            "messageEdited" => EventKind::MessageEdited(typed::<WithMessage, _>(&value)?.message),
-            "unsend" => EventKind::Unsend(typed::<WithUnsend, _>(&value)?.unsend),
-            "follow" => EventKind::Follow(typed::<WithFollow, _>(&value)?.follow),
+        let Some(kind) = str_field(&value, "type") else {
+            return Err(serde::de::Error::custom("an event without a `type`"));
+        };
+        let common = Common::deserialize(&value).unwrap_or_default();
+        let of = |name: &str| -> Message {
+            value
+                .get(name)
+                .and_then(|m| Message::deserialize(m).ok())
+                .unwrap_or_default()
+        };
+        fn typed<T: Default + serde::de::DeserializeOwned>(
+            value: &serde_json::Value,
+            name: &str,
+        ) -> T {
+            lenient::field(value, name).unwrap_or_default()
+        }
+        let kind = match kind {
+            "message" => EventKind::Message(of("message")),
+            "messageEdited" => EventKind::MessageEdited(of("message")),
+            "unsend" => EventKind::Unsend(typed(&value, "unsend")),
+            "follow" => EventKind::Follow(typed(&value, "follow")),
             "unfollow" => EventKind::Unfollow,
             "join" => EventKind::Join,
             "leave" => EventKind::Leave,
-            "memberJoined" => EventKind::MemberJoined(typed::<WithJoined, _>(&value)?.joined),
-            "memberLeft" => EventKind::MemberLeft(typed::<WithLeft, _>(&value)?.left),
-            "postback" => EventKind::Postback(typed::<WithPostback, _>(&value)?.postback),
-            "videoPlayComplete" => {
-                EventKind::VideoPlayComplete(typed::<WithVideo, _>(&value)?.video_play_complete)
-            }
-            "beacon" => EventKind::Beacon(typed::<WithBeacon, _>(&value)?.beacon),
-            "accountLink" => EventKind::AccountLink(typed::<WithLink, _>(&value)?.link),
-            "membership" => EventKind::Membership(typed::<WithMembership, _>(&value)?.membership),
-            "module" => EventKind::Module(typed::<WithModule, _>(&value)?.module),
-            "activated" => EventKind::Activated(typed::<WithChatControl, _>(&value)?.chat_control),
+            "memberJoined" => EventKind::MemberJoined(typed(&value, "joined")),
+            "memberLeft" => EventKind::MemberLeft(typed(&value, "left")),
+            "postback" => EventKind::Postback(typed(&value, "postback")),
+            "videoPlayComplete" => EventKind::VideoPlayComplete(typed(&value, "videoPlayComplete")),
+            "beacon" => EventKind::Beacon(typed(&value, "beacon")),
+            "accountLink" => EventKind::AccountLink(typed(&value, "link")),
+            "membership" => EventKind::Membership(typed(&value, "membership")),
+            "module" => EventKind::Module(typed(&value, "module")),
+            "activated" => EventKind::Activated(typed(&value, "chatControl")),
             "deactivated" => EventKind::Deactivated,
             "botSuspended" => EventKind::BotSuspended,
             "botResumed" => EventKind::BotResumed,
-            "delivery" => EventKind::Delivery(typed::<WithDelivery, _>(&value)?.delivery),
+            "delivery" => EventKind::Delivery(typed(&value, "delivery")),
             other => EventKind::Unknown(Unknown::new(other, &value)),
         };
         Ok(Event {
             timestamp: common.timestamp,
             mode: common.mode,
             webhook_event_id: common.webhook_event_id,
-            delivery_context: common.delivery_context,
+            delivery_context: common.delivery_context.unwrap_or_default(),
             source: common.source,
             reply_token: common.reply_token,
             kind,

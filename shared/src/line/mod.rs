@@ -15,6 +15,7 @@
 //!   {"type":"somethingNew","timestamp":2,"mode":"active","webhookEventId":"01B",
 //!    "deliveryContext":{"isRedelivery":false},"newField":{"x":1}}]}"#;
 //! let callback = Callback::parse(body).unwrap();
+//! assert_eq!(callback.destination.as_deref(), Some("U0"));
 //! let events: Vec<_> = callback.events().collect();
 //! assert!(matches!(events[0].event.as_ref().unwrap().kind, EventKind::Follow(_)));
 //! let EventKind::Unknown(unknown) = &events[1].event.as_ref().unwrap().kind else { panic!() };
@@ -36,8 +37,9 @@ use serde_json::value::RawValue;
 /// A LINE webhook request body, with each event kept as the exact bytes received.
 #[derive(Debug)]
 pub struct Callback<'a> {
-    /// The user id of the bot that receives the events.
-    pub destination: String,
+    /// The user id of the bot that receives the events. The spec calls it required; bodies
+    /// without it exist (the Python SDK's tests), and their events are kept all the same.
+    pub destination: Option<String>,
     /// Each event's JSON, byte for byte.
     pub events: Vec<&'a RawValue>,
 }
@@ -51,11 +53,12 @@ pub struct ParsedEvent<'a> {
 
 impl<'a> Callback<'a> {
     /// Reads the envelope (`destination`, `events[]`) of a request body. Fails only when the
-    /// body is not JSON or not the envelope; the events themselves are not read here.
+    /// body is not JSON or has no list of events; the events themselves are not read here.
     pub fn parse(body: &'a [u8]) -> Result<Self, MalformedBody> {
         #[derive(Deserialize)]
         struct Body<'a> {
-            destination: String,
+            #[serde(default, deserialize_with = "crate::compat::lenient::option")]
+            destination: Option<String>,
             #[serde(borrow)]
             events: Vec<&'a RawValue>,
         }
@@ -86,33 +89,24 @@ pub struct EventHead {
 }
 
 impl EventHead {
-    /// Reads the head of one event's JSON.
+    /// Reads the head of one event's JSON, with the typed view's own lenient readers, so that
+    /// the two agree on every field they both read.
     pub fn of(raw: &RawValue) -> EventHead {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Strict {
+        #[derive(Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct Head {
+            #[serde(deserialize_with = "crate::compat::lenient::option")]
             webhook_event_id: Option<String>,
+            #[serde(deserialize_with = "crate::compat::lenient::number")]
             timestamp: Option<i64>,
+            #[serde(deserialize_with = "crate::compat::lenient::option")]
             source: Option<Source>,
         }
-        if let Ok(head) = serde_json::from_str::<Strict>(raw.get()) {
-            return EventHead {
-                webhook_event_id: head.webhook_event_id,
-                timestamp: head.timestamp,
-                source: head.source,
-            };
-        }
-        // Some field has an unexpected type: take each one that can be read.
-        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        let head: Head = serde_json::from_str(raw.get()).unwrap_or_default();
         EventHead {
-            webhook_event_id: value
-                .get("webhookEventId")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
-            timestamp: value.get("timestamp").and_then(|v| v.as_i64()),
-            source: value
-                .get("source")
-                .and_then(|s| Source::deserialize(s).ok()),
+            webhook_event_id: head.webhook_event_id,
+            timestamp: head.timestamp,
+            source: head.source,
         }
     }
 
@@ -138,14 +132,21 @@ pub(crate) fn dedup_key_for_id(webhook_event_id: &str) -> String {
 
 /// The conversation an event belongs to, as a string that is also a valid SQS FIFO message group
 /// id: `line:{destination}:user:{userId}`, `…:group:{groupId}`, `…:room:{roomId}`, or
-/// `line:{destination}` for events without a source (module and partner events).
+/// `line:{destination}` for events without a source (module and partner events) or whose source
+/// names no chat. `destination` is empty for the rare body without one.
 pub fn conversation_id(destination: &str, source: Option<&Source>) -> String {
     let id = match source {
         Some(Source::User {
             user_id: Some(user_id),
         }) => format!("line:{destination}:user:{user_id}"),
-        Some(Source::Group { group_id, .. }) => format!("line:{destination}:group:{group_id}"),
-        Some(Source::Room { room_id, .. }) => format!("line:{destination}:room:{room_id}"),
+        Some(Source::Group {
+            group_id: Some(group_id),
+            ..
+        }) => format!("line:{destination}:group:{group_id}"),
+        Some(Source::Room {
+            room_id: Some(room_id),
+            ..
+        }) => format!("line:{destination}:room:{room_id}"),
         _ => format!("line:{destination}"),
     };
     key::fit_conversation(id)

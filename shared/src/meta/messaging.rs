@@ -1,16 +1,18 @@
 //! Messenger and Instagram messaging events: the items of `entry[].messaging[]` and
 //! `entry[].standby[]`.
 
-use crate::compat::{Unknown, buffered, flexible_id, open_enum, typed};
+use crate::compat::{Unknown, buffered, lenient, open_enum};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
 /// A party of a messaging event: a user's page-scoped id, or the page's id.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Party {
-    #[serde(default, deserialize_with = "flexible_id")]
+    #[serde(deserialize_with = "lenient::id")]
     pub id: Option<String>,
     /// For checkbox-plugin opt-ins, before a PSID exists.
+    #[serde(deserialize_with = "lenient::id")]
     pub user_ref: Option<String>,
 }
 
@@ -86,45 +88,54 @@ impl MessagingEvent {
 
 impl<'de> Deserialize<'de> for MessagingEvent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
         struct Common {
+            #[serde(deserialize_with = "lenient::option")]
             sender: Option<Party>,
+            #[serde(deserialize_with = "lenient::option")]
             recipient: Option<Party>,
+            /// Meta's dashboard test payload sends it as a string.
+            #[serde(deserialize_with = "lenient::number")]
             timestamp: Option<i64>,
         }
         let value = buffered(deserializer)?;
-        let common: Common = typed(&value)?;
+        let common = Common::deserialize(&value).unwrap_or_default();
         let field = |name: &str| value.get(name);
+        fn typed<T: Default + serde::de::DeserializeOwned>(value: &serde_json::Value) -> T {
+            T::deserialize(value).unwrap_or_default()
+        }
         // A postback may carry a `referral` and a message may be accompanied by others: the
-        // order below puts the field that names the event first.
+        // order below puts the field that names the event first. What the field holds is read
+        // leniently: a kind is recognised by its field, whatever the field's shape.
         let kind = if let Some(v) = field("message_edit") {
-            MessagingKind::MessageEdit(typed(v)?)
+            MessagingKind::MessageEdit(typed(v))
         } else if let Some(v) = field("message") {
-            MessagingKind::Message(typed(v)?)
+            MessagingKind::Message(typed(v))
         } else if let Some(v) = field("postback") {
-            MessagingKind::Postback(typed(v)?)
+            MessagingKind::Postback(typed(v))
         } else if let Some(v) = field("reaction") {
-            MessagingKind::Reaction(typed(v)?)
+            MessagingKind::Reaction(typed(v))
         } else if let Some(v) = field("read") {
-            MessagingKind::Read(typed(v)?)
+            MessagingKind::Read(typed(v))
         } else if let Some(v) = field("delivery") {
-            MessagingKind::Delivery(typed(v)?)
+            MessagingKind::Delivery(typed(v))
         } else if let Some(v) = field("optin") {
-            MessagingKind::Optin(typed(v)?)
+            MessagingKind::Optin(typed(v))
         } else if let Some(v) = field("account_linking") {
-            MessagingKind::AccountLinking(typed(v)?)
+            MessagingKind::AccountLinking(typed(v))
         } else if let Some(v) = field("pass_thread_control") {
-            MessagingKind::PassThreadControl(typed(v)?)
+            MessagingKind::PassThreadControl(typed(v))
         } else if let Some(v) = field("take_thread_control") {
-            MessagingKind::TakeThreadControl(typed(v)?)
+            MessagingKind::TakeThreadControl(typed(v))
         } else if let Some(v) = field("request_thread_control") {
-            MessagingKind::RequestThreadControl(typed(v)?)
+            MessagingKind::RequestThreadControl(typed(v))
         } else if let Some(v) = field("app_roles") {
-            MessagingKind::AppRoles(typed(v)?)
+            MessagingKind::AppRoles(typed(v))
         } else if let Some(v) = field("policy_enforcement") {
-            MessagingKind::PolicyEnforcement(typed(v)?)
+            MessagingKind::PolicyEnforcement(typed(v))
         } else if let Some(v) = field("referral") {
-            MessagingKind::Referral(typed(v)?)
+            MessagingKind::Referral(typed(v))
         } else {
             let kind = value
                 .as_object()
@@ -143,48 +154,62 @@ impl<'de> Deserialize<'de> for MessagingEvent {
 }
 
 /// `message`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Message {
+    #[serde(deserialize_with = "lenient::option")]
     pub mid: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub text: Option<String>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::list")]
     pub attachments: Vec<Attachment>,
+    #[serde(deserialize_with = "lenient::option")]
     pub quick_reply: Option<QuickReply>,
+    #[serde(deserialize_with = "lenient::option")]
     pub reply_to: Option<ReplyTo>,
     /// True for a message the page itself sent (`message_echoes`).
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::flag")]
     pub is_echo: bool,
     /// For echoes: the app that sent the message.
-    #[serde(default, deserialize_with = "flexible_id")]
+    #[serde(deserialize_with = "lenient::id")]
     pub app_id: Option<String>,
     /// For echoes: the metadata the sender attached.
+    #[serde(deserialize_with = "lenient::option")]
     pub metadata: Option<String>,
     /// Instagram: the user unsent this message (`mid` is the original's).
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::flag")]
     pub is_deleted: bool,
     /// Instagram: a message type the API cannot show.
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::flag")]
     pub is_unsupported: bool,
 }
 
 /// A quick reply the user tapped.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct QuickReply {
-    pub payload: String,
+    #[serde(deserialize_with = "lenient::option")]
+    pub payload: Option<String>,
 }
 
 /// The message this one replies to.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct ReplyTo {
+    #[serde(deserialize_with = "lenient::option")]
     pub mid: Option<String>,
     /// Instagram story replies.
+    #[serde(deserialize_with = "lenient::option")]
     pub story: Option<StoryRef>,
 }
 
 /// An Instagram story a message refers to.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct StoryRef {
+    #[serde(deserialize_with = "lenient::option")]
     pub url: Option<String>,
+    #[serde(deserialize_with = "lenient::id")]
     pub id: Option<String>,
 }
 
@@ -232,82 +257,98 @@ impl Attachment {
 
 impl<'de> Deserialize<'de> for Attachment {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct WithPayload<T> {
-            payload: T,
-        }
         let value = buffered(deserializer)?;
         let kind = crate::compat::str_field(&value, "type").unwrap_or_default();
-        let media = || typed::<WithPayload<MediaPayload>, D::Error>(&value).map(|w| w.payload);
+        let payload = || value.get("payload").cloned().unwrap_or_default();
+        let media = || MediaPayload::deserialize(payload()).unwrap_or_default();
         Ok(match kind {
-            "image" => Attachment::Image(media()?),
-            "video" => Attachment::Video(media()?),
-            "audio" => Attachment::Audio(media()?),
-            "file" => Attachment::File(media()?),
-            "location" => Attachment::Location(
-                typed::<WithPayload<LocationPayload>, D::Error>(&value)?.payload,
-            ),
-            "fallback" => Attachment::Fallback(typed(&value)?),
-            "template" => Attachment::Template(value.get("payload").cloned().unwrap_or_default()),
+            "image" => Attachment::Image(media()),
+            "video" => Attachment::Video(media()),
+            "audio" => Attachment::Audio(media()),
+            "file" => Attachment::File(media()),
+            "location" => {
+                Attachment::Location(LocationPayload::deserialize(payload()).unwrap_or_default())
+            }
+            "fallback" => Attachment::Fallback(Fallback::deserialize(&value).unwrap_or_default()),
+            "template" => Attachment::Template(payload()),
             other => Attachment::Unknown(Unknown::new(other, &value)),
         })
     }
 }
 
 /// The payload of a media attachment.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct MediaPayload {
     /// Where Meta serves the file; the URL expires.
+    #[serde(deserialize_with = "lenient::option")]
     pub url: Option<String>,
     /// Set when the image is a sticker.
-    #[serde(default, deserialize_with = "flexible_id")]
+    #[serde(deserialize_with = "lenient::id")]
     pub sticker_id: Option<String>,
 }
 
 /// The payload of a location attachment.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct LocationPayload {
+    #[serde(deserialize_with = "lenient::option")]
     pub coordinates: Option<Coordinates>,
 }
 
 /// A point on the map.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Coordinates {
-    pub lat: f64,
-    pub long: f64,
+    #[serde(deserialize_with = "lenient::float")]
+    pub lat: Option<f64>,
+    #[serde(deserialize_with = "lenient::float")]
+    pub long: Option<f64>,
 }
 
 /// A `fallback` attachment: a shared link.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Fallback {
+    #[serde(deserialize_with = "lenient::option")]
     pub title: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub url: Option<String>,
     pub payload: Option<serde_json::Value>,
 }
 
 /// `postback`: a button, persistent menu item or Get Started tap.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Postback {
+    #[serde(deserialize_with = "lenient::option")]
     pub mid: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub title: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub payload: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub referral: Option<Referral>,
 }
 
 /// `delivery`: messages the page sent were delivered.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Delivery {
     /// May be absent.
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::list")]
     pub mids: Vec<String>,
     /// Everything sent before this time (ms) was delivered.
-    pub watermark: i64,
+    #[serde(deserialize_with = "lenient::number")]
+    pub watermark: Option<i64>,
 }
 
 /// `read`: the user read everything the page sent before `watermark`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Read {
-    pub watermark: i64,
+    #[serde(deserialize_with = "lenient::number")]
+    pub watermark: Option<i64>,
 }
 
 open_enum! {
@@ -319,46 +360,63 @@ open_enum! {
 }
 
 /// `reaction` to a message.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Reaction {
     /// The message reacted to.
+    #[serde(deserialize_with = "lenient::option")]
     pub mid: Option<String>,
-    pub action: ReactionAction,
+    #[serde(deserialize_with = "lenient::option")]
+    pub action: Option<ReactionAction>,
     /// Named reaction (`love`, `like`, …), where Meta gives one.
+    #[serde(deserialize_with = "lenient::option")]
     pub reaction: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub emoji: Option<String>,
 }
 
 /// `message_edit`: a user edited a message they sent.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct MessageEdit {
-    pub mid: String,
+    #[serde(deserialize_with = "lenient::option")]
+    pub mid: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub text: Option<String>,
     /// How many times the message has been edited; with `mid`, names this edit.
-    pub num_edit: i64,
+    #[serde(deserialize_with = "lenient::number")]
+    pub num_edit: Option<i64>,
 }
 
 /// `optin`: the user opted in (send-to-Messenger plugin, checkbox, notification messages).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Optin {
-    #[serde(rename = "ref")]
+    #[serde(rename = "ref", deserialize_with = "lenient::option")]
     pub reference: Option<String>,
+    #[serde(deserialize_with = "lenient::id")]
     pub user_ref: Option<String>,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", deserialize_with = "lenient::option")]
     pub kind: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub payload: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub notification_messages_token: Option<String>,
 }
 
 /// `referral`: the user came through an m.me link, an ad or a plugin.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Referral {
-    #[serde(rename = "ref")]
+    #[serde(rename = "ref", deserialize_with = "lenient::option")]
     pub reference: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub source: Option<String>,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", deserialize_with = "lenient::option")]
     pub kind: Option<String>,
+    #[serde(deserialize_with = "lenient::id")]
     pub ad_id: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub referer_uri: Option<String>,
 }
 
@@ -371,28 +429,36 @@ open_enum! {
 }
 
 /// `account_linking`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct AccountLinking {
-    pub status: LinkingStatus,
+    #[serde(deserialize_with = "lenient::option")]
+    pub status: Option<LinkingStatus>,
+    #[serde(deserialize_with = "lenient::option")]
     pub authorization_code: Option<String>,
 }
 
 /// The handover protocol events: `pass_thread_control`, `take_thread_control`,
 /// `request_thread_control`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct ThreadControl {
-    #[serde(default, deserialize_with = "flexible_id")]
+    #[serde(deserialize_with = "lenient::id")]
     pub new_owner_app_id: Option<String>,
-    #[serde(default, deserialize_with = "flexible_id")]
+    #[serde(deserialize_with = "lenient::id")]
     pub previous_owner_app_id: Option<String>,
-    #[serde(default, deserialize_with = "flexible_id")]
+    #[serde(deserialize_with = "lenient::id")]
     pub requested_owner_app_id: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub metadata: Option<String>,
 }
 
 /// `policy_enforcement`: Meta warned about or blocked the app on this page.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct PolicyEnforcement {
-    pub action: String,
+    #[serde(deserialize_with = "lenient::option")]
+    pub action: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
     pub reason: Option<String>,
 }

@@ -24,7 +24,7 @@ mod whatsapp;
 pub use messaging::*;
 pub use whatsapp::*;
 
-use crate::compat::{flexible_id, open_enum};
+use crate::compat::{flexible_id, lenient, open_enum};
 use crate::key;
 use crate::platform::{MalformedBody, Platform};
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,7 @@ pub struct Entry<'a> {
     #[serde(default, deserialize_with = "flexible_id")]
     pub id: Option<String>,
     /// When Meta sent the entry (milliseconds for Messenger).
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(default, deserialize_with = "lenient::number")]
     pub time: Option<i64>,
     #[serde(default, borrow)]
     pub messaging: Vec<&'a RawValue>,
@@ -173,12 +173,17 @@ pub struct Change {
 pub enum ChangeValue {
     /// WhatsApp `messages` notifications.
     WhatsApp(WhatsAppValue),
-    /// Other fields (feed, comments, …) verbatim.
+    /// WhatsApp `user_preferences`: a user stopped or resumed marketing messages.
+    UserPreferences(UserPreferencesValue),
+    /// WhatsApp `user_id_update`: a user's business-scoped id changed.
+    UserIdUpdate(UserIdUpdateValue),
+    /// Other fields (feed, comments, template status updates, …) verbatim.
     Other(Value),
 }
 
 impl Item {
-    /// Reads one item of the given list from its JSON.
+    /// Reads one item of the given list from its JSON. Fails only when the item is not a JSON
+    /// object; every field in it is read leniently.
     pub fn parse(object: &str, list: ItemList, json: &str) -> Result<Item, serde_json::Error> {
         match list {
             ItemList::Messaging | ItemList::Standby => {
@@ -187,22 +192,27 @@ impl Item {
             ItemList::Changes => {
                 #[derive(Deserialize)]
                 struct Raw {
-                    field: String,
+                    #[serde(default, deserialize_with = "lenient::option")]
+                    field: Option<String>,
                     #[serde(default)]
                     value: Value,
                 }
                 let raw: Raw = serde_json::from_str(json)?;
-                let value = if object == MetaObject::WhatsAppBusinessAccount.as_str()
-                    && raw.field == "messages"
-                {
-                    ChangeValue::WhatsApp(WhatsAppValue::deserialize(&raw.value)?)
-                } else {
-                    ChangeValue::Other(raw.value)
+                let field = raw.field.unwrap_or_default();
+                let whatsapp = object == MetaObject::WhatsAppBusinessAccount.as_str();
+                let value = match field.as_str() {
+                    "messages" if whatsapp => ChangeValue::WhatsApp(
+                        WhatsAppValue::deserialize(&raw.value).unwrap_or_default(),
+                    ),
+                    "user_preferences" if whatsapp => ChangeValue::UserPreferences(
+                        UserPreferencesValue::deserialize(&raw.value).unwrap_or_default(),
+                    ),
+                    "user_id_update" if whatsapp => ChangeValue::UserIdUpdate(
+                        UserIdUpdateValue::deserialize(&raw.value).unwrap_or_default(),
+                    ),
+                    _ => ChangeValue::Other(raw.value),
                 };
-                Ok(Item::Change(Change {
-                    field: raw.field,
-                    value,
-                }))
+                Ok(Item::Change(Change { field, value }))
             }
         }
     }
@@ -304,59 +314,47 @@ impl ItemHead {
     }
 }
 
-/// Accepts an integer, a float or a numeric string as milliseconds; anything else as absent.
-fn lenient_i64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
-    Ok(match Option::<Value>::deserialize(deserializer)? {
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Some(Value::String(s)) => s.parse().ok(),
-        _ => None,
-    })
-}
-
+/// The head of a messaging item, with the typed view's own lenient readers: the two agree on
+/// every field they both read (a `timestamp` given as a string, Meta's own test payload's
+/// `"message": "…"`).
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct MessagingHead {
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::option")]
     sender: Option<Party>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::option")]
     recipient: Option<Party>,
-    #[serde(default, deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "lenient::number")]
     timestamp: Option<i64>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::option")]
     message: Option<MidHead>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::option")]
     postback: Option<MidHead>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::option")]
     message_edit: Option<EditHead>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct MidHead {
+    #[serde(deserialize_with = "lenient::option")]
     mid: Option<String>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::flag")]
     is_deleted: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct EditHead {
+    #[serde(deserialize_with = "lenient::option")]
     mid: Option<String>,
+    #[serde(deserialize_with = "lenient::number")]
     num_edit: Option<i64>,
 }
 
 impl MessagingHead {
     fn read(raw: &RawValue) -> MessagingHead {
-        if let Ok(head) = serde_json::from_str(raw.get()) {
-            return head;
-        }
-        // Some field has an unexpected shape (Meta's own test payload sends `"message": "…"`):
-        // keep what can be read, and leave the key to the content hash.
-        let value: Value = serde_json::from_str(raw.get()).unwrap_or_default();
-        let party = |name: &str| value.get(name).and_then(|v| Party::deserialize(v).ok());
-        MessagingHead {
-            sender: party("sender"),
-            recipient: party("recipient"),
-            timestamp: value.get("timestamp").and_then(Value::as_i64),
-            ..MessagingHead::default()
-        }
+        serde_json::from_str(raw.get()).unwrap_or_default()
     }
 
     fn own_key(&self) -> Option<String> {
@@ -403,35 +401,58 @@ impl MessagingHead {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct ChangeHead {
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::option")]
     value: Option<WaHead>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct WaHead {
-    metadata: Option<WaMetadataHead>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::option")]
+    metadata: Option<Metadata>,
+    #[serde(deserialize_with = "lenient::list")]
+    contacts: Vec<Contact>,
+    #[serde(deserialize_with = "lenient::list")]
     messages: Vec<WaItemHead>,
-    #[serde(default)]
+    #[serde(deserialize_with = "lenient::list")]
     statuses: Vec<WaItemHead>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct WaMetadataHead {
-    phone_number_id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct WaItemHead {
+    #[serde(deserialize_with = "lenient::option")]
     id: Option<String>,
     /// Statuses only.
+    #[serde(deserialize_with = "lenient::option")]
     status: Option<String>,
-    /// Messages: the sender.
+    /// Messages: the sender's phone number (withheld for some username users).
+    #[serde(deserialize_with = "lenient::id")]
     from: Option<String>,
-    /// Statuses: the user the business wrote to.
+    /// Messages: the sender's business-scoped user id.
+    #[serde(deserialize_with = "lenient::option")]
+    from_user_id: Option<String>,
+    /// Statuses: the user (or group) the business wrote to.
+    #[serde(deserialize_with = "lenient::id")]
     recipient_id: Option<String>,
-    timestamp: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
+    recipient_user_id: Option<String>,
+    #[serde(deserialize_with = "lenient::number")]
+    timestamp: Option<i64>,
+}
+
+impl WaItemHead {
+    /// The user the item is about, as the typed view names them ([`WhatsAppMessage::sender`],
+    /// [`Status::recipient`]): phone number while WhatsApp sends it, else the BSUID.
+    fn user(&self) -> Option<&str> {
+        self.from
+            .as_deref()
+            .or(self.from_user_id.as_deref())
+            .or(self.recipient_id.as_deref())
+            .or(self.recipient_user_id.as_deref())
+    }
 }
 
 impl ChangeHead {
@@ -469,17 +490,17 @@ impl ChangeHead {
         }
     }
 
+    /// `meta:wa:{phone_number_id}:{user}`, where the user is the phone number while WhatsApp
+    /// sends it and the business-scoped user id when it withholds it (usernames, 2026), so a
+    /// username user's conversation stays the same without their number.
     fn conversation(&self) -> Option<String> {
-        let phone = self
-            .value
-            .as_ref()?
-            .metadata
-            .as_ref()?
-            .phone_number_id
-            .as_deref()?;
-        let mut users = self
-            .items()
-            .filter_map(|i| i.from.as_deref().or(i.recipient_id.as_deref()));
+        let value = self.value.as_ref()?;
+        let phone = value.metadata.as_ref()?.phone_number_id.as_deref()?;
+        let only_contact = match value.contacts.as_slice() {
+            [contact] => contact.wa_id.as_deref().or(contact.user_id.as_deref()),
+            _ => None,
+        };
+        let mut users = self.items().filter_map(|i| i.user().or(only_contact));
         let user = users.next()?;
         if users.any(|other| other != user) {
             return None;
@@ -488,7 +509,6 @@ impl ChangeHead {
     }
 
     fn timestamp_ms(&self) -> Option<i64> {
-        let seconds: i64 = self.items().next()?.timestamp.as_deref()?.parse().ok()?;
-        seconds.checked_mul(1000)
+        self.items().next()?.timestamp?.checked_mul(1000)
     }
 }
