@@ -8,7 +8,7 @@ use shared::meta::{Item, ItemHead, ItemList};
 
 fuzz_target!(|text: &str| {
     if let Ok(event) = Event::from_json(text) {
-        let _ = (event.mentions_bot("U0"), event.conversation_id("U0"), event.dedup_key());
+        let _ = (event.mentions_bot(Some("U0")), event.conversation_id("U0"), event.dedup_key());
     }
     let Ok(raw) = serde_json::value::RawValue::from_string(text.to_owned()) else {
         return;

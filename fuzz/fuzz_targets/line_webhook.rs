@@ -29,11 +29,11 @@ fuzz_target!(|body: &[u8]| {
             }
         }
         let head = EventHead::of(raw);
-        assert_eq!(message.key, head.dedup_key(&callback.destination, raw));
+        assert_eq!(message.key, head.dedup_key(callback.destination.as_deref().unwrap_or_default(), raw));
     }
     for parsed in callback.events() {
         if let Ok(event) = parsed.event {
-            let _ = event.mentions_bot(&callback.destination);
+            let _ = event.mentions_bot(callback.destination.as_deref());
         }
     }
 });

@@ -159,7 +159,7 @@ fn text_message_fields() {
             is_self: Some(false)
         }
     );
-    assert!(events[0].mentions_bot(BOT));
+    assert!(events[0].mentions_bot(Some(BOT)));
 }
 
 #[test]
@@ -587,20 +587,20 @@ fn mention_falls_back_to_destination_without_is_self() {
            "message":{{"type":"text","id":"1","text":"@bot","mention":{{"mentionees":[{{"index":0,"length":4,"type":"user","userId":"{BOT}"}}]}}}}"#
     )))
     .expect("event");
-    assert!(event.mentions_bot(BOT));
-    assert!(!event.mentions_bot("Uother"));
+    assert!(event.mentions_bot(Some(BOT)));
+    assert!(!event.mentions_bot(Some("Uother")));
     // isSelf decides when present, even against the userId.
     let event = Event::from_json(&event_json(&format!(
         r#""type":"message","message":{{"type":"text","id":"1","text":"@x","mention":{{"mentionees":[{{"index":0,"length":2,"type":"user","userId":"{BOT}","isSelf":false}}]}}}}"#
     )))
     .expect("event");
-    assert!(!event.mentions_bot(BOT));
+    assert!(!event.mentions_bot(Some(BOT)));
     // @All is not a mention of the bot.
     let event = Event::from_json(&event_json(
         r#""type":"message","message":{"type":"text","id":"1","text":"@All","mention":{"mentionees":[{"index":0,"length":4,"type":"all"}]}}"#,
     ))
     .expect("event");
-    assert!(!event.mentions_bot(BOT));
+    assert!(!event.mentions_bot(Some(BOT)));
 }
 
 #[test]

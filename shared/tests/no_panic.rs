@@ -136,7 +136,7 @@ fn read_everything(body: &[u8]) {
             );
             let _ = head.conversation_id(callback.destination.as_deref().unwrap_or_default());
             if let Ok(event) = parsed.event {
-                let _ = event.mentions_bot(callback.destination.as_deref().unwrap_or_default());
+                let _ = event.mentions_bot(callback.destination.as_deref());
                 let _ = event.conversation_id(callback.destination.as_deref().unwrap_or_default());
                 let _ = event.message().map(|m| (m.quote_token(), m.type_name()));
             }
@@ -184,7 +184,7 @@ proptest! {
             "postback": payload.clone(), "membership": payload.clone(), "module": payload.clone(),
             "joined": {"members": [payload.clone()]}, "source": payload,
         });
-        let _ = Event::from_json(&event.to_string()).map(|e| e.mentions_bot("U0"));
+        let _ = Event::from_json(&event.to_string()).map(|e| e.mentions_bot(Some("U0")));
     }
 
     #[test]

@@ -30,10 +30,7 @@ impl Bot for ExampleBot {
             BotEventKind::Line {
                 destination,
                 event: line_event,
-            } => {
-                let destination = destination.as_deref().unwrap_or_default();
-                handle_line(event, destination, line_event, clients).await
-            }
+            } => handle_line(event, destination.as_deref(), line_event, clients).await,
             BotEventKind::Meta { context, item } => {
                 if context.list == ItemList::Standby {
                     // Another app controls this thread (handover protocol): listen, never answer.
@@ -66,7 +63,7 @@ fn log_event(event: &BotEvent, note: &str) {
 
 async fn handle_line(
     event: &BotEvent,
-    destination: &str,
+    destination: Option<&str>,
     line_event: &line::Event,
     clients: &Clients,
 ) -> Result<(), BotError> {

@@ -416,8 +416,10 @@ impl Event {
     }
 
     /// True when the bot was mentioned: a mentionee with `isSelf: true`, or, for events from
-    /// before LINE added `isSelf`, one whose `userId` is the bot's own user id (`destination`).
-    pub fn mentions_bot(&self, destination: &str) -> bool {
+    /// before LINE added `isSelf`, one whose `userId` is the bot's own user id (`destination`),
+    /// compared as they are: in the rare body without a destination, a mention of a user LINE
+    /// does not name may be the bot, as the SDKs' own test bodies expect.
+    pub fn mentions_bot(&self, destination: Option<&str>) -> bool {
         let Some(Message {
             content: MessageContent::Text(text),
             ..
@@ -435,8 +437,8 @@ impl Event {
             } => *is_self,
             MentionTarget::User {
                 is_self: None,
-                user_id: Some(user_id),
-            } => !destination.is_empty() && user_id == destination,
+                user_id,
+            } => user_id.as_deref() == destination,
             _ => false,
         })
     }
