@@ -31,11 +31,17 @@ const USER: &str = "U4af4980629000000000000000000c0de";
 const GROUP: &str = "Ca56f94637c00000000000000000000gg";
 const PAGE: &str = "106000000000001";
 const PSID: &str = "2460000000000001";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\npng-bytes";
 /// The size of the content API's `big…` files.
 const BIG_FILE: usize = 10 * 1024 * 1024;
 
 fn now_ms() -> i64 {
     shared::clock::now_ms()
+}
+
+/// A JPEG-looking file (the archive stores the type the bytes show) whose bytes name what it is.
+fn jpeg(name: &str) -> Vec<u8> {
+    [b"\xFF\xD8\xFF\xE0".as_slice(), name.as_bytes()].concat()
 }
 
 /// The fake content API: `content-{id}` / `preview-{id}` as JPEG, counted; fails with 500 while
@@ -56,11 +62,11 @@ impl Respond for Content {
         // /v2/bot/message/{id}/content[/preview]
         let id = parts.get(4).copied().unwrap_or("?");
         let body = if request.url.path().ends_with("/preview") {
-            format!("preview-{id}").into_bytes()
+            jpeg(&format!("preview-{id}"))
         } else if id.starts_with("big") {
             vec![b'x'; BIG_FILE]
         } else {
-            format!("content-{id}").into_bytes()
+            jpeg(&format!("content-{id}"))
         };
         ResponseTemplate::new(200).set_body_raw(body, "image/jpeg")
     }
@@ -107,9 +113,7 @@ impl Setup {
             .await;
         Mock::given(method("GET"))
             .and(path("/cdn/photo.png"))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_raw(b"png-bytes".to_vec(), "image/png"),
-            )
+            .respond_with(ResponseTemplate::new(200).set_body_raw(PNG.to_vec(), "image/png"))
             .mount(&server)
             .await;
         let (store, media, dir): (Arc<dyn ArchiveStore>, Arc<dyn MediaStore>, _) = match backend {
@@ -152,7 +156,11 @@ impl Setup {
         let archive = Archive::new(
             Arc::clone(&self.store),
             Arc::clone(&self.media),
-            ArchiveConfig::default(),
+            ArchiveConfig {
+                // The fake Meta CDN is on loopback.
+                fetch: shared::clients::fetch::FetchPolicy::allowing_loopback_for_tests(),
+                ..ArchiveConfig::default()
+            },
         );
         Worker::new(
             Arc::new(MemoryStore::new()),
@@ -359,7 +367,7 @@ async fn messages_and_media_are_stored_once(setup: Setup) {
     );
     for message in &history {
         for media in &message.media {
-            let expected = format!("{}-{}", media.role, message.message_id);
+            let expected = jpeg(&format!("{}-{}", media.role, message.message_id));
             assert_eq!(
                 media.state,
                 MediaState::Stored {
@@ -651,7 +659,7 @@ async fn meta_messages_attachments_and_edits(setup: Setup) {
     assert_eq!(media.len(), 1);
     assert_eq!(
         setup.media.get(&media[0].object_key).await.expect("get"),
-        Some(("image/png".into(), bytes::Bytes::from_static(b"png-bytes")))
+        Some(("image/png".into(), bytes::Bytes::from_static(PNG)))
     );
 
     // Instagram's unsend: the same mid again, with `is_deleted`.

@@ -53,6 +53,7 @@ pub use record::{
 };
 
 use crate::bot::BotEvent;
+use crate::clients::fetch::{FetchPolicy, sniff_content_type};
 use crate::clients::{ApiError, Clients, Download};
 use crate::ports::{ArchiveError, ArchiveStore, MediaStore};
 use std::sync::Arc;
@@ -81,6 +82,8 @@ pub struct ArchiveConfig {
     /// The most bytes of media held in memory at once, across concurrent events (at least
     /// `max_media_bytes`).
     pub max_bytes_in_flight: usize,
+    /// Where attachment URLs from payloads may be fetched from.
+    pub fetch: FetchPolicy,
 }
 
 impl Default for ArchiveConfig {
@@ -89,13 +92,14 @@ impl Default for ArchiveConfig {
             retention: DEFAULT_RETENTION,
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             max_bytes_in_flight: DEFAULT_MAX_BYTES_IN_FLIGHT,
+            fetch: FetchPolicy::default(),
         }
     }
 }
 
 impl ArchiveConfig {
-    /// The defaults with `ARCHIVE_RETENTION_DAYS`, `ARCHIVE_MAX_MEDIA_BYTES` and
-    /// `ARCHIVE_MAX_BYTES_IN_FLIGHT` applied.
+    /// The defaults with `ARCHIVE_RETENTION_DAYS`, `ARCHIVE_MAX_MEDIA_BYTES`,
+    /// `ARCHIVE_MAX_BYTES_IN_FLIGHT` and `MEDIA_ALLOWED_HOSTS` applied.
     pub fn from_vars(
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<ArchiveConfig, crate::settings::ConfigError> {
@@ -111,6 +115,7 @@ impl ArchiveConfig {
             max_bytes_in_flight: number("ARCHIVE_MAX_BYTES_IN_FLIGHT")?
                 .map_or(defaults.max_bytes_in_flight, |n| n as usize)
                 .max(max_media_bytes),
+            fetch: FetchPolicy::from_vars(&var),
         })
     }
 }
@@ -130,7 +135,8 @@ pub enum ArchiveFailure {
     Contended { key: String },
 }
 
-/// The archive: records, media, and the HTTP client that fetches media from URLs.
+/// The archive: records, media, and the HTTP client that fetches media from payload URLs (only
+/// from the platforms' media hosts: [`FetchPolicy`]).
 pub struct Archive {
     store: Arc<dyn ArchiveStore>,
     media: Arc<dyn MediaStore>,
@@ -149,7 +155,7 @@ impl Archive {
         Archive {
             store,
             media,
-            http: crate::clients::http_client(),
+            http: config.fetch.client(),
             in_flight: crate::clients::ByteBudget::new(config.max_bytes_in_flight),
             config,
         }
@@ -287,11 +293,13 @@ impl Archive {
             let state = match self.download(&media.source, clients, now + share).await {
                 Ok(download) => {
                     let bytes = download.bytes.len() as u64;
+                    // The bytes' own type, never the server's claim: see `sniff_content_type`.
+                    let content_type = sniff_content_type(&download.bytes);
                     self.media
-                        .put(&media.object_key, &download.content_type, download.bytes)
+                        .put(&media.object_key, &content_type, download.bytes)
                         .await?;
                     MediaState::Stored {
-                        content_type: download.content_type,
+                        content_type,
                         bytes,
                     }
                 }
@@ -363,9 +371,16 @@ impl Archive {
                 .await
             }
             MediaSource::Url { url } => {
+                let url = match reqwest::Url::parse(url) {
+                    Ok(url) => url,
+                    Err(_) => return Err(Fetch::Permanent("not fetched: not a URL".into())),
+                };
+                if let Some(reason) = self.config.fetch.refuse(&url) {
+                    return Err(Fetch::Permanent(format!("not fetched: {reason}")));
+                }
                 crate::clients::download(
                     "media URL",
-                    || self.http.get(url),
+                    || self.http.get(url.clone()),
                     deadline,
                     self.config.max_media_bytes,
                     Some(&self.in_flight),

@@ -5,6 +5,7 @@
 //! jittered exponential backoff, but never past the deadline the worker gives the event: a
 //! call that cannot finish in time fails, the event is released, and SQS delivers it again.
 
+pub mod fetch;
 pub mod line;
 pub mod meta;
 
@@ -94,6 +95,9 @@ pub enum ApiError {
     /// The answer could not be read.
     #[error("{api} answered something unreadable: {reason}")]
     Unreadable { api: &'static str, reason: String },
+    /// A URL, a redirect or a resolved address the fetch policy refuses; not retried.
+    #[error("{api} not fetched: {reason}")]
+    NotAllowed { api: &'static str, reason: String },
     /// A download larger than the configured limit; left alone, not retried.
     #[error("{api} sent a file larger than the limit of {limit} bytes")]
     TooLarge { api: &'static str, limit: usize },
@@ -157,7 +161,15 @@ pub(crate) async fn send_with_retries(
                     message: error_message(response).await,
                 });
             }
-            Err(error) => (format!("request failed: {}", without_url(&error)), None),
+            Err(error) => {
+                if let Some(refused) = refused_by_policy(&error) {
+                    return Err(ApiError::NotAllowed {
+                        api,
+                        reason: refused.0.clone(),
+                    });
+                }
+                (format!("request failed: {}", without_url(&error)), None)
+            }
         };
         let wait = retry_after.unwrap_or_else(|| backoff.mul_f64(0.5 + fastrand::f64() / 2.0));
         if Instant::now() + wait + MIN_ATTEMPT > deadline {
@@ -318,6 +330,18 @@ async fn error_message(response: reqwest::Response) -> String {
         .map(str::to_owned)
         .unwrap_or(text);
     message.chars().take(200).collect()
+}
+
+/// The fetch policy's refusal somewhere in `error`'s chain (from the resolver or a redirect).
+fn refused_by_policy(error: &reqwest::Error) -> Option<&fetch::Refused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(refused) = current.downcast_ref::<fetch::Refused>() {
+            return Some(refused);
+        }
+        source = current.source();
+    }
+    None
 }
 
 /// reqwest errors name the URL, and a URL may carry a token: leave it out.
