@@ -45,7 +45,7 @@ mod object_key;
 mod plan;
 mod record;
 
-pub use object_key::object_key;
+pub use object_key::{object_key, safe_segment};
 pub use plan::{Plan, plan};
 pub use record::{
     ArchivedMessage, ArchivedProfile, Change, Incoming, Media, MediaSource, MediaState, Merge,
