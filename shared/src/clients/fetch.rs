@@ -208,21 +208,30 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 /// `application/octet-stream`. The platform's own `Content-Type` is not trusted: the archive
 /// would otherwise store, and later serve, whatever type a URL claimed.
 pub fn sniff_content_type(bytes: &[u8]) -> String {
-    use infer::MatcherType;
-    infer::get(bytes)
-        .filter(|kind| {
-            matches!(
-                kind.matcher_type(),
-                MatcherType::Image
-                    | MatcherType::Video
-                    | MatcherType::Audio
-                    | MatcherType::Doc
-                    | MatcherType::Archive
-                    | MatcherType::Book
-            )
-        })
+    passive_kind(bytes)
         .map(|kind| kind.mime_type().to_owned())
         .unwrap_or_else(|| "application/octet-stream".to_owned())
+}
+
+/// The usual file extension of a file of the kinds [`sniff_content_type`] names.
+pub fn file_extension(bytes: &[u8]) -> Option<&'static str> {
+    passive_kind(bytes).map(|kind| kind.extension())
+}
+
+/// The kind of a file when it is one that nothing executes or renders as a page.
+fn passive_kind(bytes: &[u8]) -> Option<infer::Type> {
+    use infer::MatcherType;
+    infer::get(bytes).filter(|kind| {
+        matches!(
+            kind.matcher_type(),
+            MatcherType::Image
+                | MatcherType::Video
+                | MatcherType::Audio
+                | MatcherType::Doc
+                | MatcherType::Archive
+                | MatcherType::Book
+        )
+    })
 }
 
 /// The IPv6 address of the instance metadata service (for tests and documentation).
