@@ -27,6 +27,7 @@
 use crate::Platform;
 use crate::clients::Clients;
 use crate::envelope::{Envelope, MetaContext, Oversized};
+use crate::json_error::JsonError;
 use crate::line;
 use crate::meta;
 use async_trait::async_trait;
@@ -94,7 +95,7 @@ impl BotEvent {
                         event,
                     },
                     Err(error) => BotEventKind::Unreadable {
-                        reason: error.to_string(),
+                        reason: JsonError::from(error).to_string(),
                     },
                 },
                 (None, Some(context)) => {
@@ -104,7 +105,7 @@ impl BotEvent {
                             item,
                         },
                         Err(error) => BotEventKind::Unreadable {
-                            reason: error.to_string(),
+                            reason: JsonError::from(error).to_string(),
                         },
                     }
                 }

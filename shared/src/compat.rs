@@ -4,6 +4,7 @@
 //! set in the models is therefore either an [`open_enum!`] (a string enum with an `Unknown(String)`
 //! variant) or a tagged enum whose last variant is [`Unknown`], which keeps the JSON verbatim.
 
+use serde::de::DeserializeOwned;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -92,6 +93,44 @@ pub(crate) fn str_field<'v>(value: &'v Value, field: &str) -> Option<&'v str> {
     value.get(field).and_then(Value::as_str)
 }
 
+/// The JSON kind of a value, for errors that must not quote it.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// True when JSON text is an object. Checked before reading a struct from text: serde reads a
+/// struct from an array by position, which would make an array's first element an id.
+pub(crate) fn is_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
+/// A struct read from JSON text that is an object; the default for anything else.
+pub(crate) fn object_or_default<T: DeserializeOwned + Default>(json: &str) -> T {
+    if is_object(json.as_bytes()) {
+        serde_json::from_str(json).unwrap_or_default()
+    } else {
+        T::default()
+    }
+}
+
+/// A struct read from JSON text that must be an object.
+pub(crate) fn object<T: DeserializeOwned>(json: &str) -> Result<T, serde_json::Error> {
+    if is_object(json.as_bytes()) {
+        serde_json::from_str(json)
+    } else {
+        Err(serde::de::Error::custom("expected a JSON object"))
+    }
+}
+
 /// Deserialises a whole value first, for enums whose variant depends on a field's value.
 pub(crate) fn buffered<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
     let value = Value::deserialize(deserializer)?;
@@ -111,8 +150,10 @@ pub(crate) fn flexible_id<'de, D: Deserializer<'de>>(
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
         Some(Value::Number(number)) => Ok(Some(number.to_string())),
+        // The kind, never the value: errors are logged.
         Some(other) => Err(D::Error::custom(format!(
-            "expected an id as a string or number, found {other}"
+            "expected an id as a string or number, found {}",
+            kind_of(&other)
         ))),
     }
 }
@@ -126,11 +167,15 @@ pub(crate) mod lenient {
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;
 
-    /// Any type, absent when it does not fit.
+    /// Any type but a list, absent when it does not fit. An array is always absent: serde reads
+    /// a struct from an array by position, which made an array's first element an id.
     pub(crate) fn option<'de, D: Deserializer<'de>, T: DeserializeOwned>(
         deserializer: D,
     ) -> Result<Option<T>, D::Error> {
-        Ok(Option::<Value>::deserialize(deserializer)?.and_then(|v| T::deserialize(v).ok()))
+        Ok(match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Array(_)) => None,
+            Some(value) => T::deserialize(value).ok(),
+        })
     }
 
     /// A whole number given as a number (integer or float) or as a numeric string.

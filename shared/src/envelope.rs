@@ -128,9 +128,9 @@ pub struct Oversized {
 /// Why a queue message could not be read as an envelope.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
-    /// serde_json's message names a line and column, never the content.
+    /// What is wrong and where, never a value from the message.
     #[error("queue message is not an envelope: {0}")]
-    Malformed(#[from] serde_json::Error),
+    Malformed(#[from] crate::json_error::JsonError),
     #[error("queue message has envelope version {0}, this worker reads {ENVELOPE_VERSION}")]
     Version(u32),
     #[error("{0} envelope lacks its `{0}` context")]
@@ -143,7 +143,8 @@ impl Envelope {
     /// Reads and checks a queue message body; an event sent base64-encoded is decoded back to
     /// its bytes.
     pub fn decode(body: &str) -> Result<Envelope, EnvelopeError> {
-        let mut envelope: Envelope = serde_json::from_str(body)?;
+        let mut envelope: Envelope =
+            serde_json::from_str(body).map_err(crate::json_error::JsonError::from)?;
         if envelope.version != ENVELOPE_VERSION {
             return Err(EnvelopeError::Version(envelope.version));
         }

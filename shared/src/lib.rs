@@ -21,6 +21,7 @@
 //! | [`adapters`] | the ports over SQS, DynamoDB, S3 and SQLite, and in memory |
 //! | [`settings`] | secrets and settings from the environment or a secret source, reloaded in the background |
 //! | [`telemetry`] | JSON logs |
+//! | [`json_error`] | JSON errors that name the problem and its place, never a value |
 //!
 //! The models are forward compatible: an unknown event type, message type, source type,
 //! attachment type or enum value becomes an explicit `Unknown` variant holding the raw JSON, and
@@ -36,6 +37,7 @@ mod compat;
 pub mod enqueue;
 pub mod envelope;
 pub mod ingress;
+pub mod json_error;
 pub mod key;
 pub mod line;
 pub mod meta;

@@ -33,14 +33,12 @@ impl fmt::Display for Platform {
 #[error("{platform} webhook body is not the platform's envelope: {reason}")]
 pub struct MalformedBody {
     pub platform: Platform,
-    pub reason: String,
+    /// What is wrong and where, never a value from the body.
+    pub reason: crate::json_error::JsonError,
 }
 
 impl MalformedBody {
-    pub(crate) fn new(platform: Platform, reason: impl fmt::Display) -> Self {
-        Self {
-            platform,
-            reason: reason.to_string(),
-        }
+    pub(crate) fn new(platform: Platform, reason: crate::json_error::JsonError) -> Self {
+        Self { platform, reason }
     }
 }

@@ -658,3 +658,41 @@ proptest! {
         prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
     }
 }
+
+/// Issue 15: serde reads a struct from a JSON array by position, so an event (or item) that was
+/// an array took its first element as `webhookEventId` (or `mid`): the content became the
+/// deduplication key, was logged with it, and two different arrays with the same first element
+/// were deduplicated as one. An event that is not an object has no id, keys by its hash, and is
+/// unreadable, like a string or a number.
+#[tokio::test]
+async fn events_that_are_arrays_have_no_id_and_never_share_a_key() {
+    let secret = "4111 1111 1111 1111";
+    let line = serde_json::json!({"destination": BOT, "events": [
+        [secret, 1], [secret, 2], {"type": "follow", "webhookEventId": secret}
+    ]});
+    let (status, outcomes) = send("/line", line.to_string().as_bytes()).await;
+    assert_eq!(status, 200);
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes[0].key.starts_with("line:h:"),
+        "{}",
+        outcomes[0].key
+    );
+    assert_ne!(outcomes[0].key, outcomes[1].key);
+    assert!(outcomes[0].unreadable && outcomes[1].unreadable);
+    assert!(!outcomes[0].key.contains(secret) && !outcomes[1].key.contains(secret));
+    assert!(!outcomes[2].unreadable, "an object keeps its id");
+
+    let messaging =
+        |n: i64| serde_json::json!([{"id": "p1"}, {"id": "p2"}, n, {"mid": secret, "text": "x"}]);
+    let meta = serde_json::json!({"object": "page", "entry": [{"id": "p2", "time": 1,
+        "messaging": [messaging(1), messaging(2)]}]});
+    let (status, outcomes) = send("/meta", meta.to_string().as_bytes()).await;
+    assert_eq!(status, 200);
+    assert_eq!(outcomes.len(), 2);
+    assert_ne!(outcomes[0].key, outcomes[1].key);
+    for outcome in &outcomes {
+        assert!(outcome.unreadable, "{}", outcome.typed);
+        assert!(!outcome.key.contains(secret), "{}", outcome.key);
+    }
+}

@@ -73,7 +73,8 @@ fn record_json<T: serde::de::DeserializeOwned>(
         .get("record")
         .and_then(|v| v.as_s().ok())
         .ok_or_else(|| unreadable(operation, key, "item without its record attribute"))?;
-    serde_json::from_str(json).map_err(|e| unreadable(operation, key, e))
+    serde_json::from_str(json)
+        .map_err(|e| unreadable(operation, key, crate::json_error::JsonError::from(e)))
 }
 
 impl DynamoDbArchive {

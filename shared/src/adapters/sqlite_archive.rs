@@ -24,7 +24,10 @@ fn failed(operation: &'static str, key: &str, reason: impl ToString) -> ArchiveE
 }
 
 fn decode<T: serde::de::DeserializeOwned>(json: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(json).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    // A record holds messages: its errors must not quote it.
+    serde_json::from_str(json).map_err(|e| {
+        rusqlite::Error::ToSqlConversionFailure(Box::new(crate::json_error::JsonError::from(e)))
+    })
 }
 
 impl SqliteArchive {

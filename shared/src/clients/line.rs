@@ -129,9 +129,14 @@ impl LineClient {
             deadline,
         )
         .await?;
-        response.json().await.map_err(|e| ApiError::Unreadable {
+        let body = response.bytes().await.map_err(|_| ApiError::Unreadable {
             api: "LINE profile",
-            reason: e.to_string(),
+            reason: "the answer's body could not be read".into(),
+        })?;
+        // The profile holds a user's name and status message: errors must not quote it.
+        serde_json::from_slice(&body).map_err(|e| ApiError::Unreadable {
+            api: "LINE profile",
+            reason: crate::json_error::JsonError::from(e).to_string(),
         })
     }
 }

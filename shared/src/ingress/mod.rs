@@ -451,7 +451,8 @@ fn malformed(error: &MalformedBody) -> Handled {
 }
 
 fn encode_failed(error: &serde_json::Error) -> Handled {
-    tracing::error!(target: "ingress", error = %error, "could not encode an envelope");
+    let error = crate::json_error::JsonError::from(error);
+    tracing::error!(target: "ingress", %error, "could not encode an envelope");
     Handled {
         response: text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         platform: None,

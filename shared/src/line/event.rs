@@ -404,7 +404,7 @@ impl Event {
     /// assert_eq!((bare.timestamp, bare.webhook_event_id), (None, None));
     /// ```
     pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
-        serde_json::from_str(json)
+        crate::compat::object(json)
     }
 
     /// The message of a `message` or `messageEdited` event.

@@ -62,8 +62,14 @@ impl<'a> Callback<'a> {
             #[serde(borrow)]
             events: Vec<&'a RawValue>,
         }
-        let body: Body<'a> =
-            serde_json::from_slice(body).map_err(|e| MalformedBody::new(Platform::Line, e))?;
+        if !crate::compat::is_object(body) {
+            return Err(MalformedBody::new(
+                Platform::Line,
+                crate::json_error::JsonError::not_an_object(),
+            ));
+        }
+        let body: Body<'a> = serde_json::from_slice(body)
+            .map_err(|e| MalformedBody::new(Platform::Line, e.into()))?;
         Ok(Callback {
             destination: body.destination,
             events: body.events,
@@ -102,7 +108,7 @@ impl EventHead {
             #[serde(deserialize_with = "crate::compat::lenient::option")]
             source: Option<Source>,
         }
-        let head: Head = serde_json::from_str(raw.get()).unwrap_or_default();
+        let head: Head = crate::compat::object_or_default(raw.get());
         EventHead {
             webhook_event_id: head.webhook_event_id,
             timestamp: head.timestamp,

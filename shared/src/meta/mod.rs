@@ -104,13 +104,28 @@ impl<'a> Notification<'a> {
         struct Body<'a> {
             object: MetaObject,
             #[serde(borrow)]
-            entry: Vec<Entry<'a>>,
+            entry: Vec<&'a RawValue>,
         }
-        let body: Body<'a> =
-            serde_json::from_slice(body).map_err(|e| MalformedBody::new(Platform::Meta, e))?;
+        let malformed = |e| MalformedBody::new(Platform::Meta, e);
+        use crate::json_error::JsonError;
+        if !crate::compat::is_object(body) {
+            return Err(malformed(JsonError::not_an_object()));
+        }
+        let body: Body<'a> = serde_json::from_slice(body).map_err(|e| malformed(e.into()))?;
+        let entries = body
+            .entry
+            .into_iter()
+            .map(|raw| {
+                if crate::compat::is_object(raw.get().as_bytes()) {
+                    serde_json::from_str::<Entry<'a>>(raw.get()).map_err(|e| malformed(e.into()))
+                } else {
+                    Err(malformed(JsonError::not_an_object()))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Notification {
             object: body.object,
-            entries: body.entry,
+            entries,
         })
     }
 
@@ -187,7 +202,7 @@ impl Item {
     pub fn parse(object: &str, list: ItemList, json: &str) -> Result<Item, serde_json::Error> {
         match list {
             ItemList::Messaging | ItemList::Standby => {
-                serde_json::from_str(json).map(Item::Messaging)
+                crate::compat::object(json).map(Item::Messaging)
             }
             ItemList::Changes => {
                 #[derive(Deserialize)]
@@ -197,7 +212,7 @@ impl Item {
                     #[serde(default)]
                     value: Value,
                 }
-                let raw: Raw = serde_json::from_str(json)?;
+                let raw: Raw = crate::compat::object(json)?;
                 let field = raw.field.unwrap_or_default();
                 let whatsapp = object == MetaObject::WhatsAppBusinessAccount.as_str();
                 let value = match field.as_str() {
@@ -354,7 +369,7 @@ struct EditHead {
 
 impl MessagingHead {
     fn read(raw: &RawValue) -> MessagingHead {
-        serde_json::from_str(raw.get()).unwrap_or_default()
+        crate::compat::object_or_default(raw.get())
     }
 
     fn own_key(&self) -> Option<String> {
@@ -457,7 +472,7 @@ impl WaItemHead {
 
 impl ChangeHead {
     fn read(raw: &RawValue) -> ChangeHead {
-        serde_json::from_str(raw.get()).unwrap_or_default()
+        crate::compat::object_or_default(raw.get())
     }
 
     fn items(&self) -> impl Iterator<Item = &WaItemHead> {
