@@ -235,9 +235,8 @@ async fn handle(
     let bytes: Bytes = match axum::body::to_bytes(body, max_body.saturating_add(1)).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            let mut response = http::Response::new(Body::from("payload too large"));
-            *response.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
-            return response;
+            return shared::ingress::text(http::StatusCode::PAYLOAD_TOO_LARGE, "payload too large")
+                .map(Body::from);
         }
     };
     ingress

@@ -384,6 +384,13 @@ async fn meta_verification_request() {
         accepted.response.headers()["content-type"],
         "text/plain; charset=utf-8"
     );
+    // Issue 15: the challenge is echoed; without `nosniff` a browser could sniff markup in it as
+    // HTML, and no cache may keep it.
+    assert_eq!(
+        accepted.response.headers()["x-content-type-options"],
+        "nosniff"
+    );
+    assert_eq!(accepted.response.headers()["cache-control"], "no-store");
     assert_eq!(accepted.outcome, Outcome::Verified);
     // Percent-encoding is decoded, in any parameter order.
     let encoded = challenge(&format!(

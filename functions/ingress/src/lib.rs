@@ -18,9 +18,7 @@ pub async fn handle(ingress: &Ingress, event: HttpEvent) -> HttpResponse {
         Ok(request) => ingress.handle(request).await,
         Err(error) => {
             tracing::warn!(target: "ingress", outcome = "invalid_base64", status = 400, "{error}");
-            let mut response = http::Response::new("malformed body".to_owned());
-            *response.status_mut() = http::StatusCode::BAD_REQUEST;
-            response
+            shared::ingress::text(http::StatusCode::BAD_REQUEST, "malformed body")
         }
     };
     apigw::into_response(origin, response)

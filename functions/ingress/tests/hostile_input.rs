@@ -358,6 +358,21 @@ async fn every_crafted_request_gets_its_answer_and_logs_leak_nothing() {
                 case.name, response.status_code, case.status
             ));
         }
+        // Issue 15: every answer, refusals included, is plain text no browser may sniff.
+        let header = |name: &str| {
+            response
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if header("x-content-type-options") != "nosniff"
+            || !header("content-type").starts_with("text/plain")
+            || header("cache-control") != "no-store"
+        {
+            failures.push(format!("{}: headers {:?}", case.name, response.headers));
+        }
         if queue.messages().len() != case.queued {
             failures.push(format!(
                 "{}: {} queued instead of {}",

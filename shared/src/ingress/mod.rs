@@ -395,12 +395,23 @@ impl Handled {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response<String> {
+/// Every answer of the ingress: plain text that no browser may sniff as markup (the Meta
+/// challenge echoes a query parameter) and no cache may keep.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response<String> {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
     );
     response
 }
