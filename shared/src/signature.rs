@@ -5,7 +5,10 @@
 //! [`hmac::Mac::verify_slice`], which uses `subtle`; the verify token with
 //! [`subtle::ConstantTimeEq`] over SHA-256 digests, so neither its content nor its length leaks.
 //! Several secrets may be configured (rotation, several channels on one URL): a request is genuine
-//! when any of them verifies it.
+//! when any of them verifies it. A LINE secret may be bound to its bot (`DESTINATION:SECRET`,
+//! where `DESTINATION` is the bot's user id `U` + 32 hex digits): it then verifies only requests
+//! whose `destination` is that bot ([`Verified::allows`]), so one channel's secret cannot speak
+//! for another channel on the same URL.
 //!
 //! ```
 //! use shared::signature::{Secrets, sign_line, verify_line};
@@ -50,27 +53,66 @@ impl SignatureError {
     }
 }
 
-/// One or more HMAC keys. Keyed once, when configuration is read, and never printed.
+/// One or more HMAC keys, each bound to a bot or to none. Keyed once, when configuration is
+/// read, and never printed.
 #[derive(Clone)]
 pub struct Secrets {
-    keys: Vec<HmacSha256>,
+    keys: Vec<(Option<String>, HmacSha256)>,
 }
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secrets({} configured)", self.keys.len())
+        let bound = self.keys.iter().filter(|(b, _)| b.is_some()).count();
+        write!(f, "Secrets({} configured, {bound} bound)", self.keys.len())
     }
 }
 
+/// Which of the configured secrets verified a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verified {
+    /// The bots whose bound secrets verified it.
+    bound_to: Vec<String>,
+    /// True when an unbound secret verified it.
+    unbound: bool,
+}
+
+impl Verified {
+    /// True when a secret that verified the request may speak for `destination`: an unbound
+    /// secret for any bot, a bound one for its own. A body without a destination names no bot to
+    /// speak for (its conversations carry no bot id), so any verified request may send one.
+    pub fn allows(&self, destination: Option<&str>) -> bool {
+        self.unbound || destination.is_none_or(|d| self.bound_to.iter().any(|b| b == d))
+    }
+}
+
+/// `U` and 32 lowercase hex digits: a LINE user id, the form of `destination`.
+fn is_line_user_id(text: &str) -> bool {
+    text.len() == 33
+        && text.starts_with('U')
+        && text[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 impl Secrets {
-    /// Reads a comma-separated list of secrets; blank items are skipped. `None` when no secret
-    /// remains: the platform is switched off.
+    /// Reads a comma-separated list of secrets, each `SECRET` or (LINE) `DESTINATION:SECRET`;
+    /// blank items are skipped. `None` when no secret remains: the platform is switched off.
     pub fn from_list(list: &str) -> Option<Secrets> {
-        let keys: Vec<HmacSha256> = list
+        let keys: Vec<(Option<String>, HmacSha256)> = list
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .filter_map(|secret| HmacSha256::new_from_slice(secret.as_bytes()).ok())
+            .filter_map(|item| {
+                let (bound, secret) = match item.split_once(':') {
+                    Some((bot, secret)) if is_line_user_id(bot) && !secret.trim().is_empty() => {
+                        (Some(bot.to_owned()), secret.trim())
+                    }
+                    _ => (None, item),
+                };
+                HmacSha256::new_from_slice(secret.as_bytes())
+                    .ok()
+                    .map(|key| (bound, key))
+            })
             .collect();
         (!keys.is_empty()).then_some(Secrets { keys })
     }
@@ -85,17 +127,26 @@ impl Secrets {
         self.keys.is_empty()
     }
 
-    fn verify(&self, body: &[u8], expected: &[u8]) -> Result<(), SignatureError> {
+    fn verify(&self, body: &[u8], expected: &[u8]) -> Result<Verified, SignatureError> {
         if expected.len() != MAC_LEN {
             return Err(SignatureError::Malformed);
         }
-        let matched = self.keys.iter().any(|key| {
+        let mut verified = Verified::default();
+        let mut matched = false;
+        // Every key is tried, so that the time taken does not tell which one matched.
+        for (bound, key) in &self.keys {
             let mut mac = key.clone();
             mac.update(body);
-            mac.verify_slice(expected).is_ok()
-        });
+            if mac.verify_slice(expected).is_ok() {
+                matched = true;
+                match bound {
+                    Some(bot) => verified.bound_to.push(bot.clone()),
+                    None => verified.unbound = true,
+                }
+            }
+        }
         if matched {
-            Ok(())
+            Ok(verified)
         } else {
             Err(SignatureError::Mismatch)
         }
@@ -107,7 +158,7 @@ pub fn verify_line(
     secrets: &Secrets,
     body: &[u8],
     header: Option<&[u8]>,
-) -> Result<(), SignatureError> {
+) -> Result<Verified, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let mut decoded = [0u8; MAC_LEN + 3];
     let len = BASE64
@@ -122,7 +173,7 @@ pub fn verify_meta(
     secrets: &Secrets,
     body: &[u8],
     header: Option<&[u8]>,
-) -> Result<(), SignatureError> {
+) -> Result<Verified, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim_ascii();
     let hex_part = header
         .strip_prefix(b"sha256=")
@@ -185,6 +236,10 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "test-line-channel-secret";
+    const UNBOUND: Verified = Verified {
+        bound_to: Vec::new(),
+        unbound: true,
+    };
 
     fn secrets(list: &str) -> Secrets {
         Secrets::from_list(list).expect("secrets")
@@ -198,7 +253,7 @@ mod tests {
         let header = sign_line(SECRET, body);
         assert_eq!(
             verify_line(&secrets(SECRET), body, Some(header.as_bytes())),
-            Ok(())
+            Ok(UNBOUND)
         );
         let decoded = "{\"destination\":\"U0\",\"events\":[{\"text\":\"äöå https://x 🤨\"}]}";
         assert_eq!(
@@ -219,12 +274,12 @@ mod tests {
         assert_eq!(header.len(), 7 + 64);
         assert_eq!(
             verify_meta(&secrets("app-secret"), body, Some(header.as_bytes())),
-            Ok(())
+            Ok(UNBOUND)
         );
         let upper = format!("sha256={}", header[7..].to_uppercase());
         assert_eq!(
             verify_meta(&secrets("app-secret"), body, Some(upper.as_bytes())),
-            Ok(())
+            Ok(UNBOUND)
         );
     }
 
@@ -245,7 +300,10 @@ mod tests {
         assert_eq!(set.len(), 3);
         for secret in ["first", "second", "third"] {
             let header = sign_line(secret, body);
-            assert_eq!(verify_line(&set, body, Some(header.as_bytes())), Ok(()));
+            assert_eq!(
+                verify_line(&set, body, Some(header.as_bytes())),
+                Ok(UNBOUND)
+            );
         }
         let header = sign_line("fourth", body);
         assert_eq!(
@@ -319,6 +377,30 @@ mod tests {
         assert!(!token.matches(b""));
         assert!(VerifyToken::new("").is_none());
         assert_eq!(format!("{token:?}"), "VerifyToken(..)");
-        assert_eq!(format!("{:?}", secrets("s3cr3t")), "Secrets(1 configured)");
+        assert_eq!(
+            format!("{:?}", secrets("s3cr3t")),
+            "Secrets(1 configured, 0 bound)"
+        );
+    }
+
+    #[test]
+    fn bound_secrets_name_their_bot() {
+        let bot = "U0123456789abcdef0123456789abcdef";
+        let set = secrets(&format!("{bot}:bound, plain, Uxyz:not-a-user-id"));
+        assert_eq!(set.len(), 3);
+        let verified =
+            |secret: &str| verify_line(&set, b"{}", Some(sign_line(secret, b"{}").as_bytes()));
+        let bound = verified("bound").expect("verified");
+        assert!(bound.allows(Some(bot)) && bound.allows(None));
+        assert!(!bound.allows(Some("U00000000000000000000000000000000")));
+        assert!(
+            verified("plain")
+                .expect("verified")
+                .allows(Some("Uanything"))
+        );
+        // Not a user id before the colon: the whole item is the secret.
+        assert!(verified("Uxyz:not-a-user-id").is_ok());
+        assert!(verified("not-a-user-id").is_err());
+        assert_eq!(format!("{set:?}"), "Secrets(3 configured, 1 bound)");
     }
 }

@@ -722,3 +722,69 @@ async fn a_thousand_item_meta_batch_becomes_a_thousand_messages() {
         assert_eq!(envelope.conversation, format!("meta:P:U{}", i % 37));
     }
 }
+
+/// Issue 15: with several LINE channels on one URL, any channel's secret verified a request that
+/// claimed to be for another channel (`destination`), so a leaked secret of one channel let its
+/// holder post events as every channel. A secret written `DESTINATION:SECRET` now verifies
+/// requests for that bot only; unbound secrets (rotation of one channel) still verify any.
+#[tokio::test]
+async fn a_line_secret_bound_to_a_destination_speaks_for_that_bot_only() {
+    const BOT_A: &str = "U0000000000000000000000000000000a";
+    const BOT_B: &str = "U0000000000000000000000000000000b";
+    let (ingress, queue) = gateway_with(
+        &[(
+            "LINE_CHANNEL_SECRET",
+            &format!("{BOT_A}:secret-of-a, {BOT_B}:secret-of-b, {BOT_B}:rotated-out-b"),
+        )],
+        MemoryQueue::new(),
+    );
+    let send = |destination: &str, secret: &str| {
+        let body = format!(
+            r#"{{"destination":"{destination}","events":[{}]}}"#,
+            line_event("1", "U1", 1, "")
+        );
+        let signature = sign_line(secret, body.as_bytes());
+        post(
+            "/line",
+            &[("x-line-signature", &signature)],
+            body.as_bytes(),
+        )
+    };
+    for (destination, secret, status) in [
+        (BOT_A, "secret-of-a", StatusCode::OK),
+        (BOT_B, "secret-of-b", StatusCode::OK),
+        (BOT_B, "rotated-out-b", StatusCode::OK),
+        (BOT_B, "secret-of-a", StatusCode::UNAUTHORIZED),
+        (BOT_A, "secret-of-b", StatusCode::UNAUTHORIZED),
+        (
+            BOT_A,
+            &format!("{BOT_A}:secret-of-a"),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let before = queue.messages().len();
+        let handled = ingress.handle_request(send(destination, secret)).await;
+        assert_eq!(
+            handled.response.status(),
+            status,
+            "{destination} signed with {secret}"
+        );
+        let queued = queue.messages().len() - before;
+        assert_eq!(
+            queued,
+            usize::from(status == StatusCode::OK),
+            "{destination}, {secret}"
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            assert!(matches!(handled.outcome, Outcome::Rejected { .. }));
+        }
+    }
+    // An unbound secret (one channel, or several channels that trust each other) still verifies
+    // every destination.
+    let (unbound, _) = gateway_with(
+        &[("LINE_CHANNEL_SECRET", "secret-of-a")],
+        MemoryQueue::new(),
+    );
+    let handled = unbound.handle_request(send(BOT_B, "secret-of-a")).await;
+    assert_eq!(handled.response.status(), StatusCode::OK);
+}

@@ -25,7 +25,7 @@ use crate::meta::{MetaObject, Notification};
 use crate::platform::{MalformedBody, Platform};
 use crate::ports::{ClaimStore, EventQueue};
 use crate::settings::Reloading;
-use crate::signature::{Secrets, SignatureError, verify_line, verify_meta};
+use crate::signature::{Secrets, SignatureError, Verified, verify_line, verify_meta};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use std::sync::Arc;
@@ -206,13 +206,23 @@ impl Ingress {
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Handled {
-        if let Some(refusal) = refuse_unverified(config, Platform::Line, headers, body) {
-            return refusal;
-        }
+        let verified = match verify(config, Platform::Line, headers, body) {
+            Ok(verified) => verified,
+            Err(refusal) => return refusal,
+        };
         let callback = match Callback::parse(body) {
             Ok(callback) => callback,
             Err(error) => return malformed(&error),
         };
+        if !verified.allows(callback.destination.as_deref()) {
+            // Signed, but by another channel's secret than the bot it names.
+            tracing::warn!(target: "ingress", "LINE request signed by a secret bound to another destination");
+            return rejected(
+                StatusCode::UNAUTHORIZED,
+                "destination_mismatch",
+                "invalid signature",
+            );
+        }
         if callback.events.len() > config.max_events {
             return too_many_events();
         }
@@ -229,7 +239,7 @@ impl Ingress {
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Handled {
-        if let Some(refusal) = refuse_unverified(config, Platform::Meta, headers, body) {
+        if let Err(refusal) = verify(config, Platform::Meta, headers, body) {
             return refusal;
         }
         let notification = match Notification::parse(body) {
@@ -359,33 +369,31 @@ fn meta_verification(config: &IngressConfig, query: &str) -> Handled {
 }
 
 /// What every webhook body goes through before it is read: the size limit (before spending an
-/// HMAC on it), then the platform's signature with every configured secret. Returns the refusal,
-/// if any.
-fn refuse_unverified(
+/// HMAC on it), then the platform's signature with every configured secret. The secrets that
+/// verified it, or the refusal.
+fn verify(
     config: &IngressConfig,
     platform: Platform,
     headers: &http::HeaderMap,
     body: &[u8],
-) -> Option<Handled> {
+) -> Result<Verified, Handled> {
     if body.len() > config.max_body_bytes {
-        return Some(rejected(
+        return Err(rejected(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             "payload too large",
         ));
     }
-    type Verify = fn(&Secrets, &[u8], Option<&[u8]>) -> Result<(), SignatureError>;
+    type Verify = fn(&Secrets, &[u8], Option<&[u8]>) -> Result<Verified, SignatureError>;
     let (secrets, header, verify): (&Option<Secrets>, &str, Verify) = match platform {
         Platform::Line => (&config.line_secrets, "x-line-signature", verify_line),
         Platform::Meta => (&config.meta_secrets, "x-hub-signature-256", verify_meta),
     };
     let Some(secrets) = secrets else {
-        return Some(rejected(StatusCode::NOT_FOUND, "not_found", "not found"));
+        return Err(rejected(StatusCode::NOT_FOUND, "not_found", "not found"));
     };
     let signature = headers.get(header).map(|v| v.as_bytes());
-    verify(secrets, body, signature)
-        .err()
-        .map(signature_refused)
+    verify(secrets, body, signature).map_err(signature_refused)
 }
 
 impl Handled {
