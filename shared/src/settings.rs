@@ -45,6 +45,65 @@ impl SecretSource for EnvironmentOnly {
     }
 }
 
+/// The settings only the ingress may hold: they prove a request came from LINE or Meta.
+pub const SIGNING_SECRETS: &[&str] = &[
+    "LINE_CHANNEL_SECRET",
+    "META_APP_SECRET",
+    "META_VERIFY_TOKEN",
+];
+
+/// The settings only the worker may hold: they let their holder speak as the bot.
+pub const API_TOKENS: &[&str] = &["LINE_CHANNEL_ACCESS_TOKEN", "META_PAGE_ACCESS_TOKEN"];
+
+/// A source that drops the settings its function must not hold (least privilege in code, behind
+/// the IAM policies that give each function its own secret): the internet-facing ingress never
+/// keeps an API token in memory, the worker never a signing secret. A value found there is
+/// logged by name only, so that a deployment upgraded from one shared secret learns what to move.
+pub struct Withholding {
+    inner: Arc<dyn SecretSource>,
+    names: &'static [&'static str],
+    holder: &'static str,
+}
+
+impl Withholding {
+    /// `inner` without `names`; `holder` names the function in the warning.
+    pub fn new(
+        inner: Arc<dyn SecretSource>,
+        names: &'static [&'static str],
+        holder: &'static str,
+    ) -> Arc<Withholding> {
+        Arc::new(Withholding {
+            inner,
+            names,
+            holder,
+        })
+    }
+}
+
+#[async_trait]
+impl SecretSource for Withholding {
+    async fn fetch(&self) -> Result<Values, SecretError> {
+        let mut values = self.inner.fetch().await?;
+        let mut misplaced = Vec::new();
+        for name in self.names {
+            if let Some(value) = values.remove(*name)
+                && !value.trim().is_empty()
+            {
+                misplaced.push(*name);
+            }
+        }
+        if !misplaced.is_empty() {
+            tracing::warn!(
+                target: "settings",
+                holder = self.holder,
+                misplaced = %misplaced.join(","),
+                "the secret holds settings this function must not have; they are ignored here: move them to the other function's secret (SECURITY.md)"
+            );
+        }
+        Ok(values)
+    }
+}
+
 /// Looks `name` up in the environment, then in `secrets`; empty values count as absent.
 pub fn lookup(secrets: &Values, name: &str) -> Option<String> {
     std::env::var(name)
@@ -251,6 +310,57 @@ mod tests {
         });
         let started = Reloading::start(source, DEFAULT_REFRESH, |_| Ok::<_, String>(1)).await;
         assert!(started.is_err());
+    }
+
+    struct Fixed(Values);
+
+    #[async_trait]
+    impl SecretSource for Fixed {
+        async fn fetch(&self) -> Result<Values, SecretError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_function_is_withheld_the_other_ones_settings() {
+        let shared = Arc::new(Fixed(Values::from([
+            ("LINE_CHANNEL_SECRET".to_owned(), "line-secret".to_owned()),
+            ("META_VERIFY_TOKEN".to_owned(), "verify".to_owned()),
+            (
+                "LINE_CHANNEL_ACCESS_TOKEN".to_owned(),
+                "line-token".to_owned(),
+            ),
+            ("META_PAGE_ACCESS_TOKEN".to_owned(), "".to_owned()),
+            ("MAX_EVENTS_PER_REQUEST".to_owned(), "10".to_owned()),
+        ])));
+        let ingress = Withholding::new(shared.clone(), API_TOKENS, "ingress")
+            .fetch()
+            .await
+            .expect("fetch");
+        let mut names: Vec<_> = ingress.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "LINE_CHANNEL_SECRET",
+                "MAX_EVENTS_PER_REQUEST",
+                "META_VERIFY_TOKEN"
+            ]
+        );
+        let worker = Withholding::new(shared, SIGNING_SECRETS, "worker")
+            .fetch()
+            .await
+            .expect("fetch");
+        let mut names: Vec<_> = worker.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "LINE_CHANNEL_ACCESS_TOKEN",
+                "MAX_EVENTS_PER_REQUEST",
+                "META_PAGE_ACCESS_TOKEN"
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use shared::adapters::s3::S3Claims;
 use shared::adapters::secrets_manager;
 use shared::adapters::sqs::{SqsQueue, SqsTuning};
 use shared::ingress::{Ingress, IngressConfig};
-use shared::settings::{DEFAULT_REFRESH, Reloading};
+use shared::settings::{API_TOKENS, DEFAULT_REFRESH, Reloading, Withholding};
 use std::sync::Arc;
 
 /// Handles one Lambda HTTP event.
@@ -37,7 +37,7 @@ pub enum StartError {
 /// large for a queue message go; without it they are refused with `413`),
 /// [`SqsTuning::from_env`], and the settings of [`IngressConfig::from_vars`] looked up in the
 /// environment and then in the Secrets Manager secret named by `GATEWAY_SECRET_ID` (when set),
-/// reloaded every few minutes. AWS clients come from the default configuration chain, which
+/// reloaded every few minutes; API tokens found there are withheld. AWS clients come from the default configuration chain, which
 /// honours `AWS_ENDPOINT_URL`.
 pub async fn from_env() -> Result<Ingress, StartError> {
     let queue_url = std::env::var("QUEUE_URL")
@@ -45,13 +45,15 @@ pub async fn from_env() -> Result<Ingress, StartError> {
         .filter(|url| !url.is_empty())
         .ok_or(StartError::NoQueueUrl)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let config = Reloading::start(
+    // The API tokens are the worker's: the internet-facing ingress never holds them.
+    let source = Withholding::new(
         secrets_manager::source_from_env(&sdk),
-        DEFAULT_REFRESH,
-        |var| IngressConfig::from_vars(var),
-    )
-    .await
-    .map_err(StartError::Settings)?;
+        API_TOKENS,
+        "ingress",
+    );
+    let config = Reloading::start(source, DEFAULT_REFRESH, |var| IngressConfig::from_vars(var))
+        .await
+        .map_err(StartError::Settings)?;
     let current = config.current();
     if current.line_secrets.is_none() && current.meta_secrets.is_none() {
         tracing::warn!(target: "ingress", "neither LINE_CHANNEL_SECRET nor META_APP_SECRET is set: every route answers 404");

@@ -12,7 +12,7 @@ use shared::adapters::secrets_manager;
 use shared::adapters::sqs::{PLATFORM_ATTRIBUTE, SqsDeadLetters, SqsQueue, SqsTuning};
 use shared::archive::{Archive, ArchiveConfig};
 use shared::clients::Clients;
-use shared::settings::{DEFAULT_REFRESH, Reloading};
+use shared::settings::{DEFAULT_REFRESH, Reloading, SIGNING_SECRETS, Withholding};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::sync::Arc;
 
@@ -150,17 +150,21 @@ pub fn archive_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Archive>, 
 /// `DEAD_LETTER_QUEUE_URL` (the worker dead-letters records itself), `CLAIM_CHECK_BUCKET` (events
 /// too large for a message), the API clients of [`Clients::from_vars`] with their tokens looked
 /// up in the environment and then in the Secrets Manager secret named by `GATEWAY_SECRET_ID`
-/// (reloaded every few minutes), the example bot, and the archive beside it when
+/// (reloaded every few minutes; signing secrets found there are withheld), the example bot, and the archive beside it when
 /// [`archive_from_env`] finds one (its follow-ups go to `QUEUE_URL`).
 pub async fn from_env() -> Result<Worker, StartError> {
     let table = variable("IDEMPOTENCY_TABLE").ok_or(StartError::NoTable)?;
     let config = WorkerConfig::from_vars(|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let clients = Reloading::start(
+    // The signing secrets are the ingress's: the worker never holds them.
+    let source = Withholding::new(
         secrets_manager::source_from_env(&sdk),
-        DEFAULT_REFRESH,
-        |var| Ok::<_, std::convert::Infallible>(Clients::from_vars(var)),
-    )
+        SIGNING_SECRETS,
+        "worker",
+    );
+    let clients = Reloading::start(source, DEFAULT_REFRESH, |var| {
+        Ok::<_, std::convert::Infallible>(Clients::from_vars(var))
+    })
     .await
     .map_err(StartError::Settings)?;
     let store = DynamoDbStore::new(
