@@ -44,6 +44,9 @@ scripts/tools.sh
 
 step "SAM template (sam validate --lint)"
 AWS_REGION=us-east-1 sam validate --lint
+# What the linter cannot see: alarms that can notify, one secret per function, the alarms and
+# dashboard the gateway needs, naming metrics the code emits.
+"$ROOT/.tools/venv/bin/python" scripts/check_template.py
 
 step "moto (local SQS, DynamoDB and Secrets Manager)"
 MOTO_PORT=$(free_port)
