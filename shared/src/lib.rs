@@ -17,10 +17,12 @@
 //! | [`clock`] | the wall clock, injectable (the simulation runs on a virtual one) |
 //! | [`bot`] | the [`bot::Bot`] trait bot authors implement, and the event it receives |
 //! | [`clients`] | LINE and Meta API clients with timeouts and retries, for replying |
+//! | [`messages`] | typed LINE and Meta message builders, serialised as the APIs expect |
 //! | [`ports`] | the traits the functions use: the event queue, the idempotency store, dead letters, claim checks, the archive |
 //! | [`adapters`] | the ports over SQS, DynamoDB, S3 and SQLite, and in memory |
 //! | [`settings`] | secrets and settings from the environment or a secret source, reloaded in the background |
 //! | [`telemetry`] | JSON logs |
+//! | [`test_bot`] | the bot the gateway's own tests run (`GATEWAY_TEST_BOT=1`), independent of the user's |
 //! | [`json_error`] | JSON errors that name the problem and its place, never a value |
 //!
 //! The models are forward compatible: an unknown event type, message type, source type,
@@ -40,12 +42,14 @@ pub mod ingress;
 pub mod json_error;
 pub mod key;
 pub mod line;
+pub mod messages;
 pub mod meta;
 pub mod platform;
 pub mod ports;
 pub mod settings;
 pub mod signature;
 pub mod telemetry;
+pub mod test_bot;
 pub mod worker;
 
 pub use compat::Unknown;

@@ -1,8 +1,9 @@
 //! The LINE Messaging API calls a bot needs: reply, push, profile and content.
 
 use super::{ApiError, send_with_retries};
+pub use crate::messages::line::Message;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use tokio::time::Instant;
@@ -39,11 +40,13 @@ pub struct Profile {
     pub language: Option<String>,
 }
 
-/// A text message object, quoting the message of `quote_token` when given.
-pub fn text_message(text: &str, quote_token: Option<&str>) -> Value {
+/// A text message, quoting the message of `quote_token` when given; see
+/// [`crate::messages::line::Message`] for every other kind.
+pub fn text_message(text: &str, quote_token: Option<&str>) -> Message {
+    let message = Message::text(text);
     match quote_token {
-        Some(token) => json!({"type": "text", "text": text, "quoteToken": token}),
-        None => json!({"type": "text", "text": text}),
+        Some(token) => message.quote(token),
+        None => message,
     }
 }
 
@@ -73,7 +76,7 @@ impl LineClient {
     pub async fn reply(
         &self,
         reply_token: &str,
-        messages: &[Value],
+        messages: &[Message],
         deadline: Instant,
     ) -> Result<(), ApiError> {
         let url = format!("{}/v2/bot/message/reply", self.api_base);
@@ -93,7 +96,7 @@ impl LineClient {
     pub async fn push(
         &self,
         to: &str,
-        messages: &[Value],
+        messages: &[Message],
         retry_key: &str,
         deadline: Instant,
     ) -> Result<(), ApiError> {
@@ -220,9 +223,9 @@ mod tests {
     #[test]
     fn text_messages_quote_when_asked() {
         assert_eq!(
-            text_message("hi", None),
+            text_message("hi", None).to_json(),
             json!({"type": "text", "text": "hi"})
         );
-        assert_eq!(text_message("hi", Some("q"))["quoteToken"], "q");
+        assert_eq!(text_message("hi", Some("q")).to_json()["quoteToken"], "q");
     }
 }

@@ -1,6 +1,7 @@
 //! The Meta Graph API calls a bot needs: the Send API for Messenger and Instagram.
 
 use super::{ApiError, send_with_retries};
+pub use crate::messages::meta::Message;
 use serde_json::json;
 use std::fmt;
 use tokio::time::Instant;
@@ -38,19 +39,31 @@ impl MetaClient {
     }
 
     /// Sends a text message to a user (page-scoped or Instagram-scoped id) as a response to
-    /// their message (`messaging_type: RESPONSE`, allowed within 24 hours of it). The page token
-    /// travels in the `Authorization` header, never in the URL.
+    /// their message; see [`MetaClient::send`].
     pub async fn send_text(
         &self,
         recipient_id: &str,
         text: &str,
         deadline: Instant,
     ) -> Result<(), ApiError> {
+        self.send(recipient_id, &Message::text(text), deadline)
+            .await
+    }
+
+    /// Sends `message` to a user (page-scoped or Instagram-scoped id) as a response to their
+    /// message (`messaging_type: RESPONSE`, allowed within 24 hours of it). The page token
+    /// travels in the `Authorization` header, never in the URL.
+    pub async fn send(
+        &self,
+        recipient_id: &str,
+        message: &Message,
+        deadline: Instant,
+    ) -> Result<(), ApiError> {
         let url = format!("{}/me/messages", self.base);
         let body = json!({
             "recipient": {"id": recipient_id},
             "messaging_type": "RESPONSE",
-            "message": {"text": text},
+            "message": message,
         });
         send_with_retries(
             "Meta Send API",
