@@ -213,7 +213,9 @@ def main():
                LINE_CHANNEL_ACCESS_TOKEN="e2e-line-token", META_PAGE_ACCESS_TOKEN="e2e-page-token",
                LINE_API_BASE_URL=api_url, LINE_DATA_API_BASE_URL=api_url, META_GRAPH_API_BASE_URL=api_url,
                SQS_ATTEMPT_TIMEOUT_MS="20000", SQS_MAX_PARALLEL_CALLS="4", ENQUEUE_BUDGET_MS="60000",
-               RUST_LOG=os.environ.get("E2E_RUST_LOG", "warn"))
+               RUST_LOG=os.environ.get("E2E_RUST_LOG", "warn"),
+               # The gateway's own test bot, whatever bot functions/worker/src/bot.rs holds.
+               GATEWAY_TEST_BOT="1")
     # `cargo lambda watch` builds each function on its first invoke with `cargo run --bin NAME`,
     # which resolves features for that package alone: build both the same way first, so that no
     # invoke waits for (or times out on) a compile.

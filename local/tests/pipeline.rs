@@ -90,6 +90,8 @@ impl Gateway {
             .env("LINE_API_BASE_URL", api)
             .env("LINE_DATA_API_BASE_URL", api)
             .env("RUST_LOG", "warn")
+            // The gateway's own test bot, whatever bot functions/worker/src/bot.rs holds.
+            .env("GATEWAY_TEST_BOT", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (name, value) in env {

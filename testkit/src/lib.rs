@@ -1,9 +1,9 @@
 //! Test support for the integration tests of `functions/*`: the moto endpoint, AWS clients
 //! pointed at it, fresh queues and tables, and the sample events of `events/`.
 //!
-//! Tests that need moto call [`aws_endpoint`]; without `GATEWAY_TEST_AWS_ENDPOINT` they are
-//! skipped with a message, unless `GATEWAY_REQUIRE_AWS` is set (as `scripts/test.sh` does), which
-//! makes them fail instead.
+//! Tests that need moto are marked `#[ignore = "needs moto: …"]`, so that a plain `cargo test`
+//! lists them as ignored rather than passing them without running; `scripts/test.sh` starts moto
+//! and runs them with `--include-ignored`. Run without an endpoint, [`aws_endpoint`] fails them.
 
 pub mod proxy;
 
@@ -15,18 +15,16 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The moto endpoint, or `None` (skip) when it is not configured and not required.
+/// The moto endpoint. A test that asks for it was run on purpose (moto tests are ignored by
+/// default), so its absence is a failure, never a silent pass. (Returns an `Option` for the
+/// callers' `let … else`; it is always `Some`.)
 pub fn aws_endpoint() -> Option<String> {
     capture_logs();
     match std::env::var("GATEWAY_TEST_AWS_ENDPOINT") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("GATEWAY_REQUIRE_AWS").is_ok() => {
-            panic!("GATEWAY_REQUIRE_AWS is set but GATEWAY_TEST_AWS_ENDPOINT is not")
-        }
-        _ => {
-            eprintln!("skipped: GATEWAY_TEST_AWS_ENDPOINT is not set (scripts/test.sh sets it)");
-            None
-        }
+        _ => panic!(
+            "this test needs moto: set GATEWAY_TEST_AWS_ENDPOINT (scripts/test.sh starts moto and sets it)"
+        ),
     }
 }
 

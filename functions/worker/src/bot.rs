@@ -167,3 +167,7 @@ async fn handle_meta(
     log_event(event, "replied");
     Ok(())
 }
+
+// The example bot's own tests: delete this line (and `bot/tests.rs`) with the example bot.
+#[cfg(test)]
+mod tests;

@@ -129,6 +129,17 @@ fn variable(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// The bot: yours ([`bot::ExampleBot`] until you replace it), or the gateway's own test bot when
+/// `GATEWAY_TEST_BOT=1` ([`shared::test_bot`]).
+pub fn bot_from_env() -> Arc<dyn shared::bot::Bot> {
+    if shared::test_bot::requested() {
+        tracing::warn!("GATEWAY_TEST_BOT=1: running the gateway's test bot, not yours");
+        Arc::new(shared::test_bot::GatewayTestBot)
+    } else {
+        Arc::new(bot::ExampleBot)
+    }
+}
+
 /// The archive, when `ARCHIVE_TABLE` and `ARCHIVE_BUCKET` are set (the template sets both when
 /// its `Archive` parameter is `Enabled`).
 pub fn archive_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Archive>, StartError> {
@@ -174,12 +185,7 @@ pub async fn from_env() -> Result<Worker, StartError> {
     let tuning = SqsTuning::from_env();
     let sqs = SqsQueue::client_for_sending(&sdk, tuning);
     let archive = archive_from_env(&sdk)?;
-    let mut worker = Worker::reloading(
-        Arc::new(store),
-        Arc::new(bot::ExampleBot),
-        clients,
-        config.clone(),
-    );
+    let mut worker = Worker::reloading(Arc::new(store), bot_from_env(), clients, config.clone());
     if let Some(url) = variable("DEAD_LETTER_QUEUE_URL") {
         worker = worker.with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), url)));
     }

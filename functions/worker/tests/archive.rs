@@ -276,6 +276,7 @@ async fn run_all(backend: impl Fn() -> Backend) {
     meta_messages_attachments_and_edits(Setup::new(backend()).await).await;
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn the_archive_on_dynamodb_and_s3() {
     let Some(endpoint) = testkit::aws_endpoint() else {

@@ -90,7 +90,7 @@ async fn unreadable_events_and_broken_messages_are_logged_without_their_content(
     let dead_letters = Arc::new(MemoryDeadLetters::new());
     let worker = Worker::new(
         Arc::new(MemoryStore::new()),
-        Arc::new(worker::bot::ExampleBot),
+        Arc::new(shared::test_bot::GatewayTestBot),
         Clients::default(),
         WorkerConfig::default(),
     )

@@ -1,0 +1,206 @@
+//! The example bot's own tests: its rules, against a fake LINE and Meta API. They go with the
+//! example bot: replace `bot.rs` and its `mod tests;` line goes, and these with it. The
+//! gateway's guarantees are tested elsewhere with the gateway's own test bot.
+
+use super::ExampleBot;
+use serde_json::{Value, json};
+use shared::adapters::memory::MemoryStore;
+use shared::worker::{QueueRecord, Worker, WorkerConfig};
+use std::sync::Arc;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const BOT: &str = "Uf00000000000000000000000000000b0";
+
+struct Setup {
+    server: MockServer,
+    worker: Worker,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let server = MockServer::start().await;
+        for (verb, route) in [("POST", "/v2/bot/message/reply"), ("POST", "/me/messages")] {
+            Mock::given(method(verb))
+                .and(path(route))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("GET"))
+            .and(path_regex("^/v2/bot/profile/U[0-9a-f]+$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"userId": "U4af4980629000000000000000000c0de", "displayName": "Taro"}),
+            ))
+            .mount(&server)
+            .await;
+        let worker = Worker::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(ExampleBot),
+            testkit::fake_api_clients(&server.uri()),
+            WorkerConfig::default(),
+        );
+        Setup { server, worker }
+    }
+
+    /// Runs the worker on these queue message bodies; returns the failed ones.
+    async fn run(&self, bodies: &[String]) -> usize {
+        let records: Vec<QueueRecord> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| QueueRecord::new(format!("msg-{i}"), body.clone()))
+            .collect();
+        let report = self
+            .worker
+            .process(&records, shared::clock::now_ms() + 20_000)
+            .await;
+        report.failed_message_ids().len()
+    }
+
+    async fn requests(&self, wanted: &str) -> Vec<Request> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                wanted.is_empty()
+                    || r.url.path() == wanted
+                    || (wanted == "profile" && r.url.path().starts_with("/v2/bot/profile/"))
+            })
+            .collect()
+    }
+
+    async fn reply_bodies(&self) -> Vec<Value> {
+        self.requests("/v2/bot/message/reply")
+            .await
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).expect("json"))
+            .collect()
+    }
+}
+
+/// A LINE text message event, with `extra` fields replaced.
+fn line_event(id: &str, extra: Value) -> Value {
+    let mut event = json!({
+        "type": "message",
+        "message": {"type": "text", "id": format!("m{id}"), "text": format!("hello {id}"), "quoteToken": format!("q{id}")},
+        "webhookEventId": format!("01J{id}"),
+        "deliveryContext": {"isRedelivery": false},
+        "timestamp": 1_763_715_600_000i64,
+        "source": {"type": "user", "userId": "U4af4980629000000000000000000c0de"},
+        "replyToken": format!("r{id}"),
+        "mode": "active"
+    });
+    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+        for (name, value) in extra {
+            event.insert(name.clone(), value.clone());
+        }
+    }
+    event
+}
+
+/// What the ingress would queue for these LINE events.
+fn queued(events: &[Value]) -> Vec<String> {
+    let body = json!({"destination": BOT, "events": events}).to_string();
+    let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
+    let options =
+        shared::ingress::SplitOptions::for_body(body.as_bytes(), shared::clock::now_ms(), 1 << 20);
+    shared::ingress::line_messages(&callback, &options)
+        .expect("messages")
+        .messages
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn quotes_the_message_it_answers() {
+    let setup = Setup::new().await;
+    assert_eq!(setup.run(&queued(&[line_event("Q", json!({}))])).await, 0);
+    let replies = setup.reply_bodies().await;
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["replyToken"], "rQ");
+    assert_eq!(
+        replies[0]["messages"][0],
+        json!({"type": "text", "text": "hello Q", "quoteToken": "qQ"})
+    );
+    let request = &setup.requests("/v2/bot/message/reply").await[0];
+    assert_eq!(request.headers["authorization"], "Bearer test-line-token");
+}
+
+#[tokio::test]
+async fn answers_in_groups_only_when_mentioned() {
+    let setup = Setup::new().await;
+    let group = json!({"type": "group", "groupId": "Cgroup0000000000000000000000000001", "userId": "U4af4980629000000000000000000c0de"});
+    let room = json!({"type": "room", "roomId": "Rroom00000000000000000000000000001", "userId": "U4af4980629000000000000000000c0de"});
+    let mentioned = json!({"type": "text", "id": "m1", "text": "@bot hi", "quoteToken": "q1",
+        "mention": {"mentionees": [{"index": 0, "length": 4, "type": "user", "userId": BOT, "isSelf": true}]}});
+    let someone_else = json!({"type": "text", "id": "m2", "text": "@amy hi", "quoteToken": "q2",
+        "mention": {"mentionees": [{"index": 0, "length": 4, "type": "user", "userId": "Uamy", "isSelf": false}]}});
+    let events = [
+        line_event("G1", json!({"source": group})),
+        line_event("G2", json!({"source": group, "message": mentioned})),
+        line_event("G3", json!({"source": room, "message": someone_else})),
+        line_event(
+            "G4",
+            json!({"source": room, "message": {"type": "text", "id": "m4", "text": "@All", "quoteToken": "q4",
+            "mention": {"mentionees": [{"index": 0, "length": 4, "type": "all"}]}}}),
+        ),
+    ];
+    assert_eq!(setup.run(&queued(&events)).await, 0);
+    let replies = setup.reply_bodies().await;
+    assert_eq!(replies.len(), 1, "only the message that mentions the bot");
+    assert_eq!(replies[0]["replyToken"], "rG2");
+    assert_eq!(replies[0]["messages"][0]["quoteToken"], "q1");
+}
+
+#[tokio::test]
+async fn sends_nothing_in_standby() {
+    let setup = Setup::new().await;
+    let events = [
+        line_event("S1", json!({"mode": "standby"})),
+        line_event(
+            "S2",
+            json!({"mode": "standby", "type": "follow", "follow": {"isUnblocked": false}}),
+        ),
+    ];
+    assert_eq!(setup.run(&queued(&events)).await, 0);
+    assert!(setup.requests("").await.is_empty(), "no call at all");
+}
+
+#[tokio::test]
+async fn greets_a_follower_by_their_profile_name() {
+    let setup = Setup::new().await;
+    let follow = line_event(
+        "F1",
+        json!({"type": "follow", "follow": {"isUnblocked": false}}),
+    );
+    assert_eq!(setup.run(&queued(&[follow])).await, 0);
+    assert_eq!(setup.requests("profile").await.len(), 1);
+    let replies = setup.reply_bodies().await;
+    assert_eq!(
+        replies[0]["messages"][0]["text"],
+        "Hello, Taro! Thanks for adding me."
+    );
+}
+
+#[tokio::test]
+async fn answers_messenger_and_ignores_echoes() {
+    let setup = Setup::new().await;
+    let sample = testkit::event_file("sqs-meta-messenger-message.json");
+    let body = sample["Records"][0]["body"]
+        .as_str()
+        .expect("body")
+        .to_owned();
+    let mut echo: Value = serde_json::from_str(&body).expect("envelope");
+    echo["key"] = json!("meta:m_echo");
+    echo["event"]["message"] = json!({"mid": "m_echo", "is_echo": true, "text": "our own words"});
+    assert_eq!(setup.run(&[body, echo.to_string()]).await, 0);
+    let sends = setup.requests("/me/messages").await;
+    assert_eq!(sends.len(), 1);
+    let sent: Value = serde_json::from_slice(&sends[0].body).expect("json");
+    assert_eq!(sent["recipient"]["id"], "2460000000000001");
+    assert_eq!(sent["message"]["text"], "Hello from Messenger");
+    assert_eq!(sends[0].headers["authorization"], "Bearer test-page-token");
+}
