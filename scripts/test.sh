@@ -47,6 +47,8 @@ AWS_REGION=us-east-1 sam validate --lint
 # What the linter cannot see: alarms that can notify, one secret per function, the alarms and
 # dashboard the gateway needs, naming metrics the code emits.
 "$ROOT/.tools/venv/bin/python" scripts/check_template.py
+# Every LINE message builder against LINE's own OpenAPI definition of the Messaging API.
+"$ROOT/.tools/venv/bin/python" scripts/check_messages.py
 
 step "moto (local SQS, DynamoDB and Secrets Manager)"
 MOTO_PORT=$(free_port)
@@ -54,12 +56,13 @@ mkdir -p target/logs
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" > target/logs/moto.log 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" "moto"
-# Tests that need AWS fail, rather than skip, when this is set and the endpoint is missing.
-export GATEWAY_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT" GATEWAY_REQUIRE_AWS=1
+export GATEWAY_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 
 step "unit, integration and property tests (cargo test)"
-cargo test --workspace --locked
+# Tests that need moto are ignored by a plain `cargo test` (listed as ignored, not passed); here
+# moto is up, so they run.
+cargo test --workspace --locked -- --include-ignored
 
 step "end to end: both functions under cargo lambda watch, every sample event twice"
 "$ROOT/.tools/venv/bin/python" scripts/e2e.py

@@ -43,6 +43,7 @@ async fn run(requests: usize, events_per_request: usize, concurrency: usize) {
         max_receives: 5,
         quiet: true,
         archive: false,
+        fake_apis: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(local::serve(settings, async {

@@ -3,6 +3,8 @@
 //! functions ([`shared::ingress`], [`shared::worker`]); only the adapters differ.
 
 mod archive_cli;
+pub mod fake_apis;
+mod report;
 
 pub use archive_cli::print_archive;
 use async_trait::async_trait;
@@ -41,6 +43,9 @@ pub struct Settings {
     pub quiet: bool,
     /// Archive every message and its media in the database (`chat-gateway archive` reads it).
     pub archive: bool,
+    /// Answer the bot's API calls with [`fake_apis`] on this listener instead of LINE's and
+    /// Meta's, printing what it sends (the playground).
+    pub fake_apis: bool,
 }
 
 /// A failure to start or run.
@@ -90,27 +95,32 @@ pub fn signing_secret(name: &str) -> Option<String> {
     })
 }
 
-/// Prints one line per event the bot handles (kind, key, conversation, outcome; never content).
-struct PrintingBot<B> {
-    inner: B,
+/// Prints one line per event the bot handles, and tells the fake APIs whom each reply token
+/// answers.
+struct PrintingBot {
+    inner: Arc<dyn Bot>,
     quiet: bool,
+    fakes: Option<Arc<fake_apis::FakeApis>>,
 }
 
 #[async_trait]
-impl<B: Bot> Bot for PrintingBot<B> {
+impl Bot for PrintingBot {
     async fn handle(&self, event: &BotEvent, clients: &Clients) -> Result<(), BotError> {
-        let result = self.inner.handle(event, clients).await;
-        if self.quiet {
-            return result;
+        if let (Some(fakes), shared::bot::BotEventKind::Line { event: line, .. }) =
+            (&self.fakes, &event.kind)
+            && let Some(token) = line.reply_token()
+        {
+            let to = line
+                .source
+                .as_ref()
+                .and_then(|s| s.chat_id())
+                .unwrap_or("?");
+            fakes.hand_out_reply_token(token, to);
         }
-        println!(
-            "{} {:<5} {:<24} {}  ({})",
-            if result.is_ok() { "handled" } else { "FAILED " },
-            event.platform.as_str(),
-            event.type_name(),
-            event.key,
-            event.conversation
-        );
+        let result = self.inner.handle(event, clients).await;
+        if !self.quiet {
+            report::bot_ran(event, &result);
+        }
         result
     }
 }
@@ -130,6 +140,12 @@ pub async fn serve(
              !!! Set your channel secret and app secret before exposing this port.\n"
         );
     }
+    let routes = match (config.line_secrets.is_some(), config.meta_secrets.is_some()) {
+        (true, true) => "POST /line, GET /meta, POST /meta",
+        (true, false) => "POST /line; Meta off: META_APP_SECRET is not set",
+        (false, true) => "GET /meta, POST /meta; LINE off: LINE_CHANNEL_SECRET is not set",
+        (false, false) => "no routes: neither secret is set",
+    };
     if let Some(parent) = settings.data.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| fail("creating the data folder", e))?;
     }
@@ -140,6 +156,27 @@ pub async fn serve(
     let ingress =
         Arc::new(Ingress::new(config, Arc::new(queue.clone())).with_claims(claims.clone()));
 
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| fail(&format!("listening on {}", settings.listen), e))?;
+    let address = listener.local_addr().map_err(|e| fail("listening", e))?;
+    let fakes = settings
+        .fake_apis
+        .then(|| fake_apis::FakeApis::new(settings.quiet));
+    let clients = match &fakes {
+        Some(_) => {
+            let base = format!("http://{address}{}", fake_apis::PREFIX);
+            Clients::from_vars(|name| match name {
+                "LINE_CHANNEL_ACCESS_TOKEN" => Some("playground-line-token".into()),
+                "META_PAGE_ACCESS_TOKEN" => Some("playground-page-token".into()),
+                "LINE_API_BASE_URL" => Some(format!("{base}/line")),
+                "LINE_DATA_API_BASE_URL" => Some(format!("{base}/line-data")),
+                "META_GRAPH_API_BASE_URL" => Some(format!("{base}/meta")),
+                _ => None,
+            })
+        }
+        None => Clients::from_env(),
+    };
     let mut worker_parts = None;
     if settings.worker {
         let mut worker_config = WorkerConfig::from_vars(|name| std::env::var(name).ok())
@@ -147,17 +184,25 @@ pub async fn serve(
         // Here an "invocation" lasts the whole visibility timeout, so a lease past it would still
         // hold when the message comes back; SQLite does not throttle, so no grace is needed.
         worker_config.lease_grace = Duration::ZERO;
+        if let Some(warning) = report::visibility_warning(&worker_config, settings.visibility) {
+            eprintln!("{warning}");
+        }
         let bot = PrintingBot {
-            inner: worker::bot::ExampleBot,
+            inner: worker::bot_from_env(),
+            quiet: settings.quiet,
+            fakes: fakes.clone(),
+        };
+        let dead_letters = report::PrintingDeadLetters {
+            inner: queue.clone(),
             quiet: settings.quiet,
         };
         let mut worker = Worker::new(
             Arc::new(SqliteStore::new(db.clone())),
             Arc::new(bot),
-            Clients::from_env(),
+            clients,
             worker_config,
         )
-        .with_dead_letters(Arc::new(queue.clone()))
+        .with_dead_letters(Arc::new(dead_letters))
         .with_claims(claims);
         if settings.archive {
             let archive_config = ArchiveConfig::from_vars(|name| std::env::var(name).ok())
@@ -171,26 +216,43 @@ pub async fn serve(
         worker_parts = Some(Arc::new(worker));
     }
 
-    let pump_parts = worker_parts.map(|worker| (queue, worker, settings.visibility));
+    let pump_parts = worker_parts.map(|worker| {
+        (
+            queue,
+            worker,
+            settings.visibility,
+            Reporting::Print {
+                quiet: settings.quiet,
+            },
+        )
+    });
     let announce = format!(
-        "data in {}; worker {}; archive {}",
+        "{routes}; data in {}; worker {}; archive {}; {}",
         settings.data.display(),
         if settings.worker { "on" } else { "off" },
         if settings.worker && settings.archive {
             "on"
         } else {
             "off"
+        },
+        if fakes.is_some() {
+            "fake LINE and Meta APIs (playground): the bot's messages print here"
+        } else {
+            "real LINE and Meta APIs"
         }
     );
-    run(
-        settings.listen,
-        ingress,
-        max_body,
-        pump_parts,
-        &announce,
-        shutdown,
+    let extra = fakes.map(|fakes| axum::Router::new().nest(fake_apis::PREFIX, fakes.router()));
+    serve_on(
+        listener, ingress, max_body, pump_parts, extra, &announce, shutdown,
     )
     .await
+}
+
+/// Whether the pump prints what happened to each event.
+#[derive(Debug, Clone, Copy)]
+pub enum Reporting {
+    Silent,
+    Print { quiet: bool },
 }
 
 /// Serves `ingress` on `listen` and, when given, pumps the queue to the worker; the building
@@ -203,22 +265,40 @@ pub async fn run(
     announce: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
-    if let Some((queue, worker, visibility)) = pump_parts {
-        tokio::spawn(pump(queue, worker, visibility));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| fail(&format!("listening on {listen}"), e))?;
+    let pump_parts = pump_parts
+        .map(|(queue, worker, visibility)| (queue, worker, visibility, Reporting::Silent));
+    serve_on(
+        listener, ingress, max_body, pump_parts, None, announce, shutdown,
+    )
+    .await
+}
+
+type PumpParts = (SqliteQueue, Arc<Worker>, Duration, Reporting);
+
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    ingress: Arc<Ingress>,
+    max_body: usize,
+    pump_parts: Option<PumpParts>,
+    extra: Option<axum::Router>,
+    announce: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), LocalError> {
+    if let Some((queue, worker, visibility, reporting)) = pump_parts {
+        tokio::spawn(pump_reporting(queue, worker, visibility, reporting));
     }
-    let app = axum::Router::new()
+    let app = extra
+        .unwrap_or_default()
         .fallback(move |request: axum::extract::Request| {
             let ingress = Arc::clone(&ingress);
             async move { handle(&ingress, request, max_body).await }
         })
         .layer(axum::extract::DefaultBodyLimit::disable());
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| fail(&format!("listening on {listen}"), e))?;
     let address = listener.local_addr().map_err(|e| fail("listening", e))?;
-    println!(
-        "chat gateway listening on http://{address}  (POST /line, GET /meta, POST /meta; {announce})"
-    );
+    println!("chat gateway listening on http://{address}  ({announce})");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -248,6 +328,15 @@ async fn handle(
 /// Moves messages from the queue to the worker, as Lambda's SQS event source does: batches of
 /// ten, handled messages deleted, failed ones left to reappear after the visibility timeout.
 pub async fn pump(queue: SqliteQueue, worker: Arc<Worker>, visibility: Duration) {
+    pump_reporting(queue, worker, visibility, Reporting::Silent).await
+}
+
+async fn pump_reporting(
+    queue: SqliteQueue,
+    worker: Arc<Worker>,
+    visibility: Duration,
+    reporting: Reporting,
+) {
     loop {
         let received = match queue.receive(10, visibility).await {
             Ok(received) => received,
@@ -274,6 +363,9 @@ pub async fn pump(queue: SqliteQueue, worker: Arc<Worker>, visibility: Duration)
         // An "invocation" may run until its messages would reappear.
         let deadline_ms = now_ms() + visibility.as_millis() as i64;
         let report = worker.process(&records, deadline_ms).await;
+        if let Reporting::Print { quiet: false } = reporting {
+            report::outcomes(&records, &report, visibility, worker.config().max_attempts);
+        }
         let mut handled = Vec::new();
         for (id, outcome) in &report.outcomes {
             let Ok(id) = id.parse::<i64>() else { continue };
@@ -293,6 +385,14 @@ fn now_ms() -> i64 {
     shared::clock::now_ms()
 }
 
+/// True when neither `LINE_CHANNEL_ACCESS_TOKEN` nor `META_PAGE_ACCESS_TOKEN` is set: the
+/// playground's fake APIs are on unless asked otherwise.
+pub fn no_access_tokens() -> bool {
+    ["LINE_CHANNEL_ACCESS_TOKEN", "META_PAGE_ACCESS_TOKEN"]
+        .iter()
+        .all(|name| std::env::var(name).map_or(true, |v| v.trim().is_empty()))
+}
+
 /// A request `send` makes from a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
@@ -300,6 +400,66 @@ pub struct Outgoing {
     /// Path and query.
     pub path: String,
     pub body: Vec<u8>,
+    /// The file's own signature header (name, value), for files signed on purpose with a wrong
+    /// secret: kept when the demo secret does not verify it.
+    pub signature: Option<(String, String)>,
+}
+
+/// The platform of a `send --text` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Platform {
+    Line,
+    Messenger,
+}
+
+/// The bot and user of the sample events in `events/`.
+pub const DEMO_LINE_BOT: &str = "Uf00000000000000000000000000000b0";
+pub const DEMO_LINE_USER: &str = "U4af4980629000000000000000000c0de";
+pub const DEMO_PAGE: &str = "106000000000001";
+pub const DEMO_MESSENGER_USER: &str = "2460000000000001";
+
+/// A webhook body with one text message from `user` (the demo user by default), as the platform
+/// would send it, with fresh ids.
+pub fn text_event(platform: Platform, text: &str, user: Option<&str>) -> Outgoing {
+    let now = now_ms();
+    let unique = format!("{now}{:04}", std::process::id() % 10_000);
+    let body = match platform {
+        Platform::Line => serde_json::json!({
+            "destination": DEMO_LINE_BOT,
+            "events": [{
+                "type": "message",
+                "message": {"type": "text", "id": unique, "quoteToken": format!("q{unique}"), "text": text},
+                "webhookEventId": format!("01PLAYGROUND{unique}"),
+                "deliveryContext": {"isRedelivery": false},
+                "timestamp": now,
+                "source": {"type": "user", "userId": user.unwrap_or(DEMO_LINE_USER)},
+                "replyToken": format!("r{unique}"),
+                "mode": "active"
+            }]
+        }),
+        Platform::Messenger => serde_json::json!({
+            "object": "page",
+            "entry": [{
+                "id": DEMO_PAGE,
+                "time": now,
+                "messaging": [{
+                    "sender": {"id": user.unwrap_or(DEMO_MESSENGER_USER)},
+                    "recipient": {"id": DEMO_PAGE},
+                    "timestamp": now,
+                    "message": {"mid": format!("m_playground_{unique}"), "text": text}
+                }]
+            }]
+        }),
+    };
+    Outgoing {
+        method: "POST".into(),
+        path: match platform {
+            Platform::Line => "/line".into(),
+            Platform::Messenger => "/meta".into(),
+        },
+        body: body.to_string().into_bytes(),
+        signature: None,
+    }
 }
 
 /// Reads a file for `send`: an API Gateway event from `events/` (its method, path, query and
@@ -331,7 +491,20 @@ pub fn outgoing_from_file(bytes: &[u8]) -> Result<Outgoing, LocalError> {
         } else {
             body.as_bytes().to_vec()
         };
-        return Ok(Outgoing { method, path, body });
+        let signature = json["headers"].as_object().and_then(|headers| {
+            headers.iter().find_map(|(name, value)| {
+                let name = name.to_ascii_lowercase();
+                (name == "x-line-signature" || name == "x-hub-signature-256")
+                    .then(|| value.as_str().map(|v| (name, v.to_owned())))
+                    .flatten()
+            })
+        });
+        return Ok(Outgoing {
+            method,
+            path,
+            body,
+            signature,
+        });
     }
     let path = if json.get("destination").is_some() {
         "/line"
@@ -346,7 +519,21 @@ pub fn outgoing_from_file(bytes: &[u8]) -> Result<Outgoing, LocalError> {
         method: "POST".into(),
         path: path.into(),
         body: bytes.to_vec(),
+        signature: None,
     })
+}
+
+/// True when a file's signature is one the demo secrets did not make: it is wrong on purpose.
+fn deliberately_wrong(outgoing: &Outgoing) -> bool {
+    let Some((name, value)) = &outgoing.signature else {
+        return false;
+    };
+    let demo = if name == "x-line-signature" {
+        shared::signature::sign_line(DEMO_LINE_CHANNEL_SECRET, &outgoing.body)
+    } else {
+        shared::signature::sign_meta(DEMO_META_APP_SECRET, &outgoing.body)
+    };
+    &demo != value
 }
 
 /// Signs `outgoing` with the configured (or demo) secret and sends it to `base_url`; returns the
@@ -361,7 +548,13 @@ pub async fn send(base_url: &str, outgoing: &Outgoing) -> Result<(u16, String), 
             .post(&url)
             .header("content-type", "application/json")
             .body(outgoing.body.clone());
-        if outgoing.path.starts_with("/line") {
+        if let Some((name, value)) = outgoing
+            .signature
+            .as_ref()
+            .filter(|_| deliberately_wrong(outgoing))
+        {
+            request = request.header(name.as_str(), value.as_str());
+        } else if outgoing.path.starts_with("/line") {
             let secret = signing_secret("LINE_CHANNEL_SECRET")
                 .ok_or_else(|| LocalError("LINE_CHANNEL_SECRET is empty".into()))?;
             request = request.header(
@@ -378,10 +571,15 @@ pub async fn send(base_url: &str, outgoing: &Outgoing) -> Result<(u16, String), 
         }
         request
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| fail(&format!("sending to {url}"), e))?;
+    let response = request.send().await.map_err(|e| {
+        if e.is_connect() {
+            LocalError(format!(
+                "nobody is listening at {base_url}: is the gateway running? (chat-gateway serve, or cargo run -p local)"
+            ))
+        } else {
+            fail(&format!("sending to {url}"), e)
+        }
+    })?;
     let status = response.status().as_u16();
     Ok((status, response.text().await.unwrap_or_default()))
 }

@@ -4,27 +4,30 @@ use clap::{Parser, Subcommand};
 use local::{LocalError, Settings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
     name = "chat-gateway",
     version,
-    about = "The LINE and Meta webhook gateway in one process: ingress, queue, worker and bot, on SQLite."
+    about = "The LINE and Meta webhook gateway in one process: ingress, queue, worker and bot, on SQLite.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// `chat-gateway` alone serves, with these options.
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
+/// Where the gateway keeps its state; every command reads it.
 #[derive(clap::Args, Clone)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
-    /// The SQLite database holding the queue and the idempotency records.
+struct DataArgs {
+    /// The SQLite database holding the queue, the idempotency records and the archive.
     #[arg(
         long,
         global = true,
@@ -32,6 +35,17 @@ struct ServeArgs {
         default_value = ".gateway/gateway.db"
     )]
     data: PathBuf,
+    /// Receives before a message goes to the dead-letter state: a backstop, as on AWS; the worker
+    /// dead-letters an event itself after MAX_ATTEMPTS (5) failed runs, with the reason.
+    #[arg(long, global = true, env = "LOCAL_MAX_RECEIVES", default_value_t = 20)]
+    max_receives: u32,
+}
+
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
     /// Accept and queue only; do not run the worker.
     #[arg(long)]
     no_worker: bool,
@@ -41,24 +55,37 @@ struct ServeArgs {
     /// Do not archive messages and media (on by default here; off by default in the template).
     #[arg(long)]
     no_archive: bool,
+    /// Answer the bot's calls with built-in fake LINE and Meta APIs and print what it sends (the
+    /// playground). On by default when no access token is set; `--fake-apis=false` to call the
+    /// real APIs.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    fake_apis: Option<bool>,
     /// Milliseconds a received message stays invisible before it is delivered again.
     #[arg(long, env = "LOCAL_VISIBILITY_TIMEOUT_MS", default_value_t = 30_000)]
     visibility_timeout_ms: u64,
-    /// Receives before a message goes to the dead-letter state: a backstop, as on AWS; the worker
-    /// dead-letters an event itself after MAX_ATTEMPTS (5) failed runs, with the reason.
-    #[arg(long, global = true, env = "LOCAL_MAX_RECEIVES", default_value_t = 20)]
-    max_receives: u32,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the webhook routes and run the worker (the default).
-    Serve,
-    /// Sign a JSON file with the configured secret and send it to a running gateway: an API
-    /// Gateway event from events/ or a raw LINE or Meta webhook body.
+    Serve(ServeArgs),
+    /// Send a signed event to a running gateway: a file (an API Gateway event from events/ or a
+    /// raw LINE or Meta webhook body), or a text message built from --text.
     Send {
-        file: PathBuf,
-        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        /// The file to send; its signature is replaced by one with the configured secret, unless
+        /// it is deliberately wrong (events/line-wrong-signature.json stays wrong).
+        #[arg(required_unless_present = "text", conflicts_with = "text")]
+        file: Option<PathBuf>,
+        /// Send a text message from a user instead of a file.
+        #[arg(long)]
+        text: Option<String>,
+        /// The platform of a --text message.
+        #[arg(long, value_enum, default_value_t = local::Platform::Line)]
+        platform: local::Platform,
+        /// The sender of a --text message (default: the demo user of events/).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:3000")]
         url: String,
     },
     /// Read the archive: the conversations, or one conversation's messages and profiles.
@@ -77,36 +104,66 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> Result<(), LocalError> {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("chat-gateway: error: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(Cli::parse())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat-gateway: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), LocalError> {
+    // Requests, refusals (401, 413) and warnings are what a user needs to see when the LINE
+    // console's Verify fails; the AWS SDK and HTTP crates stay quiet.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ingress=info,settings=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .try_init();
-    let cli = Cli::parse();
-    let args = cli.serve;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    let data = cli.data;
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => {
             let settings = Settings {
                 listen: args.listen,
-                data: args.data,
+                data: data.data,
                 worker: !args.no_worker,
                 visibility: Duration::from_millis(args.visibility_timeout_ms.max(1)),
-                max_receives: args.max_receives,
+                max_receives: data.max_receives,
                 quiet: args.quiet,
                 archive: !args.no_archive,
+                fake_apis: args.fake_apis.unwrap_or_else(local::no_access_tokens),
             };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
             local::serve(settings, shutdown).await
         }
-        Command::Send { file, url } => {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| LocalError(format!("reading {}: {e}", file.display())))?;
-            let outgoing = local::outgoing_from_file(&bytes)?;
+        Command::Send {
+            file,
+            text,
+            platform,
+            user,
+            url,
+        } => {
+            let outgoing = match (file, text) {
+                (Some(file), _) => {
+                    let bytes = std::fs::read(&file)
+                        .map_err(|e| LocalError(format!("reading {}: {e}", file.display())))?;
+                    local::outgoing_from_file(&bytes)?
+                }
+                (None, Some(text)) => local::text_event(platform, &text, user.as_deref()),
+                (None, None) => return Err(LocalError("give a FILE or --text".into())),
+            };
             let (status, body) = local::send(&url, &outgoing).await?;
             println!("{status} {body}");
             if (200..300).contains(&status) {
@@ -118,9 +175,9 @@ async fn main() -> Result<(), LocalError> {
         Command::Archive {
             conversation,
             save_media,
-        } => local::print_archive(&args.data, conversation.as_deref(), save_media.as_deref()).await,
+        } => local::print_archive(&data.data, conversation.as_deref(), save_media.as_deref()).await,
         Command::DeadLetters => {
-            let queue = open_queue(&args.data, args.max_receives)?;
+            let queue = open_queue(&data.data, data.max_receives)?;
             let dead = queue
                 .dead_letters()
                 .await
@@ -142,13 +199,20 @@ async fn main() -> Result<(), LocalError> {
             Ok(())
         }
         Command::Redrive { id } => {
-            let queue = open_queue(&args.data, args.max_receives)?;
+            let queue = open_queue(&data.data, data.max_receives)?;
             let moved = queue
                 .redrive(id)
                 .await
                 .map_err(|e| LocalError(e.to_string()))?;
-            println!("{moved} event(s) back in the queue");
-            Ok(())
+            match (id, moved) {
+                (Some(id), 0) => Err(LocalError(format!(
+                    "no dead letter has id {id} (chat-gateway dead-letters lists them)"
+                ))),
+                _ => {
+                    println!("{moved} event(s) back in the queue");
+                    Ok(())
+                }
+            }
         }
     }
 }

@@ -59,6 +59,16 @@ impl Source {
         }
     }
 
+    /// Where a push to this chat goes: the group or room, else the user.
+    pub fn chat_id(&self) -> Option<&str> {
+        match self {
+            Source::User { user_id } => user_id.as_deref(),
+            Source::Group { group_id, .. } => group_id.as_deref(),
+            Source::Room { room_id, .. } => room_id.as_deref(),
+            Source::Unknown(unknown) => str_field(&unknown.raw, "userId"),
+        }
+    }
+
     /// True for group and room chats, where a bot should speak only when spoken to.
     pub fn is_multi_person(&self) -> bool {
         matches!(self, Source::Group { .. } | Source::Room { .. })

@@ -1,0 +1,250 @@
+//! The playground's stand-ins for LINE's and Meta's APIs: what a bot sends is recorded, answered
+//! the way the platforms answer (a reply token works once; profiles and content exist for every
+//! user and message) and printed in the terminal, so that a bot can be seen working without a
+//! channel, a page or a token. `GET /fake/calls` lists the calls as JSON (the README test reads it).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Where the fakes are mounted on the gateway's own listener.
+pub const PREFIX: &str = "/fake";
+
+/// The fakes' state: reply tokens the platform handed out, the ones used, and every call.
+#[derive(Debug, Default)]
+pub struct FakeApis {
+    reply_tokens: Mutex<HashMap<String, String>>,
+    used: Mutex<HashSet<String>>,
+    calls: Mutex<Vec<Value>>,
+    quiet: bool,
+}
+
+impl FakeApis {
+    pub fn new(quiet: bool) -> Arc<FakeApis> {
+        Arc::new(FakeApis {
+            quiet,
+            ..FakeApis::default()
+        })
+    }
+
+    /// Remembers that `token` came with an event from `to` (a user, group or room id), as LINE
+    /// knows whom a reply goes to.
+    pub fn hand_out_reply_token(&self, token: &str, to: &str) {
+        if let Ok(mut tokens) = self.reply_tokens.lock() {
+            tokens.insert(token.to_owned(), to.to_owned());
+        }
+    }
+
+    fn record(&self, call: Value) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(call);
+        }
+    }
+
+    fn say(&self, line: String) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+
+    /// The routes, to be nested under [`PREFIX`].
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/line/v2/bot/message/reply", post(line_reply))
+            .route("/line/v2/bot/message/push", post(line_push))
+            .route("/line/v2/bot/profile/{user}", get(line_profile))
+            .route("/line-data/v2/bot/message/{id}/content", get(line_content))
+            .route(
+                "/line-data/v2/bot/message/{id}/content/preview",
+                get(line_content),
+            )
+            .route("/meta/me/messages", post(meta_send))
+            .route("/calls", get(calls))
+            .with_state(Arc::clone(self))
+    }
+}
+
+/// A short form of a platform id for the terminal: `U4af4…c0de`.
+pub fn short(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 12 {
+        return id.to_owned();
+    }
+    let head: String = chars[..5].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// One LINE message object, readable: text in quotes, other kinds in brackets.
+fn describe_line(message: &Value) -> String {
+    let kind = message["type"].as_str().unwrap_or("?");
+    let mut out = match kind {
+        "text" | "textV2" => format!("{:?}", message["text"].as_str().unwrap_or("")),
+        "sticker" => format!(
+            "[sticker {}/{}]",
+            message["packageId"].as_str().unwrap_or("?"),
+            message["stickerId"].as_str().unwrap_or("?")
+        ),
+        "image" | "video" | "audio" => format!(
+            "[{kind} {}]",
+            message["originalContentUrl"].as_str().unwrap_or("?")
+        ),
+        other => format!("[{other}: {:?}]", message["altText"].as_str().unwrap_or("")),
+    };
+    if let Some(items) = message["quickReply"]["items"].as_array() {
+        let labels: Vec<&str> = items
+            .iter()
+            .filter_map(|item| item["action"]["label"].as_str())
+            .collect();
+        out.push_str(&format!("  (quick replies: {})", labels.join(" | ")));
+    }
+    out
+}
+
+fn describe_meta(message: &Value) -> String {
+    let mut out = match message["text"].as_str() {
+        Some(text) => format!("{text:?}"),
+        None => format!(
+            "[{}]",
+            message["attachment"]["type"].as_str().unwrap_or("message")
+        ),
+    };
+    if let Some(chips) = message["quick_replies"].as_array() {
+        let titles: Vec<&str> = chips.iter().filter_map(|c| c["title"].as_str()).collect();
+        out.push_str(&format!("  (quick replies: {})", titles.join(" | ")));
+    }
+    out
+}
+
+fn line_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"message": message}))).into_response()
+}
+
+async fn line_reply(State(fake): State<Arc<FakeApis>>, Json(body): Json<Value>) -> Response {
+    let token = body["replyToken"].as_str().unwrap_or_default().to_owned();
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    if messages.is_empty() || messages.len() > 5 {
+        return line_error(StatusCode::BAD_REQUEST, "The request body has 1 error(s)");
+    }
+    let to = fake
+        .reply_tokens
+        .lock()
+        .ok()
+        .and_then(|tokens| tokens.get(&token).cloned());
+    let first_use = fake
+        .used
+        .lock()
+        .map(|mut used| used.insert(token.clone()))
+        .unwrap_or(false);
+    let Some(to) = to.filter(|_| first_use) else {
+        fake.say(format!(
+            "  → reply refused: reply token {} was already used or never issued",
+            short(&token)
+        ));
+        return line_error(StatusCode::BAD_REQUEST, "Invalid reply token");
+    };
+    for message in &messages {
+        fake.say(format!(
+            "  → reply to {}: {}",
+            short(&to),
+            describe_line(message)
+        ));
+    }
+    fake.record(json!({"api": "line.reply", "to": to, "messages": messages}));
+    Json(json!({"sentMessages": []})).into_response()
+}
+
+async fn line_push(State(fake): State<Arc<FakeApis>>, Json(body): Json<Value>) -> Response {
+    let to = body["to"].as_str().unwrap_or_default().to_owned();
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    for message in &messages {
+        fake.say(format!(
+            "  → push to {}: {}",
+            short(&to),
+            describe_line(message)
+        ));
+    }
+    fake.record(json!({"api": "line.push", "to": to, "messages": messages}));
+    Json(json!({"sentMessages": []})).into_response()
+}
+
+async fn line_profile(State(fake): State<Arc<FakeApis>>, Path(user): Path<String>) -> Response {
+    let tail: String = user
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let name = format!("Demo user {tail}");
+    fake.say(format!("  → profile of {}: {name:?}", short(&user)));
+    fake.record(json!({"api": "line.profile", "user": user}));
+    Json(json!({
+        "userId": user,
+        "displayName": name,
+        "pictureUrl": "https://profile.line-scdn.net/demo",
+        "statusMessage": "Trying the playground",
+        "language": "en"
+    }))
+    .into_response()
+}
+
+/// The smallest JPEG header: enough for the archive to sniff `image/jpeg`.
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1,
+];
+
+async fn line_content(State(fake): State<Arc<FakeApis>>, Path(id): Path<String>) -> Response {
+    fake.record(json!({"api": "line.content", "message": id}));
+    ([("content-type", "image/jpeg")], JPEG).into_response()
+}
+
+async fn meta_send(State(fake): State<Arc<FakeApis>>, Json(body): Json<Value>) -> Response {
+    let to = body["recipient"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    fake.say(format!(
+        "  → send to {}: {}",
+        short(&to),
+        describe_meta(&body["message"])
+    ));
+    let count = fake.calls.lock().map(|c| c.len()).unwrap_or(0);
+    fake.record(json!({"api": "meta.send", "to": to, "message": body["message"]}));
+    Json(json!({"recipient_id": to, "message_id": format!("m_fake_{count}")})).into_response()
+}
+
+async fn calls(State(fake): State<Arc<FakeApis>>) -> Json<Value> {
+    Json(Value::Array(
+        fake.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_a_person_would() {
+        assert_eq!(
+            describe_line(&json!({"type": "text", "text": "Hello!",
+                "quickReply": {"items": [{"type": "action", "action": {"type": "message", "label": "Menu", "text": "m"}}]}})),
+            "\"Hello!\"  (quick replies: Menu)"
+        );
+        assert_eq!(
+            describe_line(&json!({"type": "sticker", "packageId": "446", "stickerId": "1988"})),
+            "[sticker 446/1988]"
+        );
+        assert_eq!(
+            describe_line(&json!({"type": "flex", "altText": "Menu"})),
+            "[flex: \"Menu\"]"
+        );
+        assert_eq!(short("U4af4980629000000000000000000c0de"), "U4af4…c0de");
+    }
+}
