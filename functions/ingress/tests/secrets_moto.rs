@@ -22,6 +22,7 @@ fn line_request(secret: &str) -> Request<Bytes> {
         .expect("request")
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn the_ingress_reads_and_reloads_its_secrets_from_secrets_manager() {
     let Some(endpoint) = testkit::aws_endpoint() else {

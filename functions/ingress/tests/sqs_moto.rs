@@ -85,6 +85,7 @@ fn sent_events(event: &Value) -> Vec<Value> {
     items
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
     let Some(endpoint) = testkit::aws_endpoint() else {
@@ -156,6 +157,7 @@ async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
     }
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn raw_event_bytes_survive_the_queue() {
     let Some(endpoint) = testkit::aws_endpoint() else {
@@ -179,6 +181,7 @@ async fn raw_event_bytes_survive_the_queue() {
     );
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn fifo_queues_get_the_conversation_as_group_and_the_key_as_deduplication_id() {
     let Some(endpoint) = testkit::aws_endpoint() else {
@@ -219,6 +222,7 @@ async fn fifo_queues_get_the_conversation_as_group_and_the_key_as_deduplication_
     assert_eq!(groups["meta:106000000000001:2460000000000001"], 3);
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn a_large_batch_is_packed_by_size_and_queued_whole() {
     // 120 items of about 30 KB: SendMessageBatch calls are cut by the 256 KiB total (8 entries),
@@ -267,6 +271,7 @@ async fn a_large_batch_is_packed_by_size_and_queued_whole() {
     assert_eq!(keys.len(), 120);
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn a_queue_that_is_down_gives_503_within_the_budget() {
     if testkit::aws_endpoint().is_none() {
@@ -298,6 +303,7 @@ async fn a_queue_that_is_down_gives_503_within_the_budget() {
     );
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn a_queue_that_never_answers_gives_503_within_the_budget() {
     if testkit::aws_endpoint().is_none() {
@@ -332,6 +338,7 @@ async fn a_queue_that_never_answers_gives_503_within_the_budget() {
     held.abort();
 }
 
+#[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
 #[tokio::test]
 async fn refused_requests_leave_the_queue_empty() {
     let Some(endpoint) = testkit::aws_endpoint() else {
