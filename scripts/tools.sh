@@ -15,8 +15,15 @@ VENV=.tools/venv
 STAMP="$VENV/.pins"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "${PINS[*]}" ]; then
+  echo "tools: already installed (${PINS[*]})"
   exit 0
 fi
+if ! python3 -m venv --help > /dev/null 2>&1; then
+  echo "tools: python3's venv module is missing (Debian and Ubuntu: apt install python3-venv)" >&2
+  exit 1
+fi
+echo "tools: installing ${PINS[*]} into $VENV (about 90 s the first time)"
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PINS[@]}"
+echo "tools: installed"
 echo "${PINS[*]}" > "$STAMP"

@@ -1,6 +1,8 @@
 //! The example bot. **Replace this file with your own bot**: implement [`shared::bot::Bot`] on
 //! a type named `ExampleBot` here (or change the one line in `lib.rs` that names it), and the
-//! worker, the local pipeline and the tests' plumbing run it unchanged.
+//! worker and the local gateway run it unchanged. Its tests are in `bot/tests.rs` and go with
+//! it; the gateway's own tests run a bot of their own (`shared::test_bot`), so yours is free to
+//! do anything. Messages: `shared::messages`.
 //!
 //! What it shows, following the platforms' rules:
 //! - LINE: replies to a text message with its text, quoting it; greets a `follow` by the user's
