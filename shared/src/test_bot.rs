@@ -5,13 +5,14 @@
 //!
 //! It answers the way the tests count: a LINE text message with its text (quoting it), a LINE
 //! `follow` with a greeting by profile name, a Messenger or Instagram text with its text. A reply
-//! token LINE refuses (used or expired) is not an error: retrying cannot help.
+//! token LINE refuses (used or expired) is not an error: retrying cannot help. Echoes and standby
+//! threads get no answer.
 
 use crate::bot::{Bot, BotError, BotEvent, BotEventKind};
 use crate::clients::Clients;
 use crate::clients::line::{is_invalid_reply_token, text_message};
 use crate::line::{EventKind, MessageContent};
-use crate::meta::{Item, MessagingKind};
+use crate::meta::{Item, ItemList, MessagingKind};
 use async_trait::async_trait;
 
 /// True when `GATEWAY_TEST_BOT` asks for [`GatewayTestBot`].
@@ -55,11 +56,11 @@ impl Bot for GatewayTestBot {
             }
             BotEventKind::Meta {
                 item: Item::Messaging(messaging),
-                ..
+                context,
             } => {
-                if let MessagingKind::Message(message) = &messaging.kind
-                    && message.is_echo
-                {
+                // Echoes are our own words; standby threads belong to another app.
+                let echo = matches!(&messaging.kind, MessagingKind::Message(m) if m.is_echo);
+                if echo || context.list == ItemList::Standby {
                     return Ok(());
                 }
                 let sender = messaging.sender.as_ref().and_then(|s| s.id.as_deref());
