@@ -261,3 +261,42 @@ pub fn event_files(prefix: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The LINE bot (`destination`) of the sample events.
+pub const DEMO_BOT: &str = "Uf00000000000000000000000000000b0";
+
+/// A LINE text message event from the demo user, with `extra` fields replaced: text
+/// `hello {id}`, message id `m{id}`, `webhookEventId` `01J{id}`, reply token `r{id}`, quote token
+/// `q{id}`.
+pub fn line_text_event(id: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut event = serde_json::json!({
+        "type": "message",
+        "message": {"type": "text", "id": format!("m{id}"), "text": format!("hello {id}"), "quoteToken": format!("q{id}")},
+        "webhookEventId": format!("01J{id}"),
+        "deliveryContext": {"isRedelivery": false},
+        "timestamp": 1_763_715_600_000i64,
+        "source": {"type": "user", "userId": "U4af4980629000000000000000000c0de"},
+        "replyToken": format!("r{id}"),
+        "mode": "active"
+    });
+    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+        for (name, value) in extra {
+            event.insert(name.clone(), value.clone());
+        }
+    }
+    event
+}
+
+/// The queue message bodies the ingress would send for these LINE events (to [`DEMO_BOT`]).
+pub fn queued_line_events(events: &[serde_json::Value]) -> Vec<String> {
+    let body = serde_json::json!({"destination": DEMO_BOT, "events": events}).to_string();
+    let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
+    let options =
+        shared::ingress::SplitOptions::for_body(body.as_bytes(), shared::clock::now_ms(), 1 << 20);
+    shared::ingress::line_messages(&callback, &options)
+        .expect("messages")
+        .messages
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}

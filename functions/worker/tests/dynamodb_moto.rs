@@ -20,8 +20,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const BOT: &str = "Uf00000000000000000000000000000b0";
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -216,39 +214,6 @@ fn worker_for(store: Arc<DynamoDbStore>, api: &FakeApi) -> Worker {
     )
 }
 
-/// A LINE event as JSON.
-fn line_event(id: &str, extra: Value) -> Value {
-    let mut event = json!({
-        "type": "message",
-        "message": {"type": "text", "id": format!("m{id}"), "text": format!("hello {id}"), "quoteToken": format!("q{id}")},
-        "webhookEventId": format!("01J{id}"),
-        "deliveryContext": {"isRedelivery": false},
-        "timestamp": 1_763_715_600_000i64,
-        "source": {"type": "user", "userId": "U4af4980629000000000000000000c0de"},
-        "replyToken": format!("r{id}"),
-        "mode": "active"
-    });
-    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
-        for (name, value) in extra {
-            event.insert(name.clone(), value.clone());
-        }
-    }
-    event
-}
-
-/// What the ingress would put in the queue for these LINE events.
-fn queued(events: &[Value]) -> Vec<String> {
-    let body = json!({"destination": BOT, "events": events}).to_string();
-    let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
-    let options = shared::ingress::SplitOptions::for_body(body.as_bytes(), now_ms(), 1 << 20);
-    shared::ingress::line_messages(&callback, &options)
-        .expect("messages")
-        .messages
-        .into_iter()
-        .map(|m| m.body)
-        .collect()
-}
-
 fn sqs_event(bodies: &[String]) -> SqsEvent {
     let records: Vec<Value> = bodies
         .iter()
@@ -276,20 +241,20 @@ async fn the_same_event_three_times_gets_one_reply_in_one_batch_across_batches_a
     let setup = Setup::new(&endpoint, Answer::slow(Duration::from_millis(300))).await;
 
     // In one batch.
-    let once = queued(&[line_event("A", json!({}))]);
+    let once = testkit::queued_line_events(&[testkit::line_text_event("A", json!({}))]);
     let three = [once[0].clone(), once[0].clone(), once[0].clone()];
     assert!(run(&setup.worker, &three, 20_000).await.is_empty());
     assert_eq!(setup.api.reply.oks(), 1);
 
     // In separate batches.
-    let b = queued(&[line_event("B", json!({}))]);
+    let b = testkit::queued_line_events(&[testkit::line_text_event("B", json!({}))]);
     for _ in 0..3 {
         assert!(run(&setup.worker, &b, 20_000).await.is_empty());
     }
     assert_eq!(setup.api.reply.oks(), 2);
 
     // In two concurrent invocations (the reply takes 300 ms, so they overlap), then a third.
-    let c = queued(&[line_event("C", json!({}))]);
+    let c = testkit::queued_line_events(&[testkit::line_text_event("C", json!({}))]);
     let other = setup.another_worker();
     let (first, second) = tokio::join!(run(&setup.worker, &c, 20_000), run(&other, &c, 20_000));
     assert_eq!(
@@ -313,7 +278,7 @@ async fn a_failed_handler_is_retried_and_still_replies_once() {
     };
     let reply = Answer::failing_with(500, json!({"message": "Internal error"}));
     let setup = Setup::new(&endpoint, reply).await;
-    let bodies = queued(&[line_event("F", json!({}))]);
+    let bodies = testkit::queued_line_events(&[testkit::line_text_event("F", json!({}))]);
     // A short invocation: LINE keeps answering 500, the retries run out of time, the event is released.
     let failed = run(&setup.worker, &bodies, 2_500).await;
     assert_eq!(failed, ["msg-0"]);
@@ -339,7 +304,7 @@ async fn rate_limits_and_server_errors_are_retried_within_the_invocation() {
         return;
     };
     let setup = Setup::new(&endpoint, Answer::failing_times(429, 2)).await;
-    let bodies = queued(&[line_event("R", json!({}))]);
+    let bodies = testkit::queued_line_events(&[testkit::line_text_event("R", json!({}))]);
     assert!(run(&setup.worker, &bodies, 20_000).await.is_empty());
     assert_eq!((setup.api.reply.fails(), setup.api.reply.oks()), (2, 1));
 }
@@ -352,7 +317,7 @@ async fn a_used_or_expired_reply_token_is_logged_not_retried() {
     };
     let reply = Answer::failing_with(400, json!({"message": "Invalid reply token"}));
     let setup = Setup::new(&endpoint, reply).await;
-    let bodies = queued(&[line_event("T", json!({}))]);
+    let bodies = testkit::queued_line_events(&[testkit::line_text_event("T", json!({}))]);
     assert!(
         run(&setup.worker, &bodies, 20_000).await.is_empty(),
         "acknowledged"
@@ -373,7 +338,7 @@ async fn a_claim_whose_invocation_died_is_taken_over_after_its_expiry() {
         return;
     };
     let setup = Setup::new(&endpoint, Answer::ok()).await;
-    let bodies = queued(&[line_event("D", json!({}))]);
+    let bodies = testkit::queued_line_events(&[testkit::line_text_event("D", json!({}))]);
     let key = Envelope::decode(&bodies[0]).expect("envelope").key;
     let now = now_ms();
     // An invocation claimed it until now + 1 s and died.
@@ -403,7 +368,7 @@ async fn store_requests_two_for_a_new_event_one_for_a_duplicate() {
         return;
     };
     let setup = Setup::new(&endpoint, Answer::ok()).await;
-    let bodies = queued(&[line_event("S", json!({}))]);
+    let bodies = testkit::queued_line_events(&[testkit::line_text_event("S", json!({}))]);
     let before = setup.store_requests();
     run(&setup.worker, &bodies, 20_000).await;
     assert_eq!(
@@ -525,7 +490,10 @@ async fn dynamodb_throttling_between_claim_and_completion_still_gives_one_reply(
         testkit::proxy::FaultProxy::start(&endpoint, testkit::proxy::Fault::Throttle { every: 3 })
             .await;
     let setup = Setup::new(&proxy.url, Answer::ok()).await;
-    let bodies = queued(&[line_event("DT1", json!({})), line_event("DT2", json!({}))]);
+    let bodies = testkit::queued_line_events(&[
+        testkit::line_text_event("DT1", json!({})),
+        testkit::line_text_event("DT2", json!({})),
+    ]);
     let twice = [bodies.clone(), bodies.clone()].concat();
     for _ in 0..3 {
         let failed = run(&setup.worker, &twice, 20_000).await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const BOT: &str = "Uf00000000000000000000000000000b0";
+use testkit::DEMO_BOT as BOT;
 
 struct Setup {
     server: MockServer,
@@ -80,44 +80,18 @@ impl Setup {
     }
 }
 
-/// A LINE text message event, with `extra` fields replaced.
-fn line_event(id: &str, extra: Value) -> Value {
-    let mut event = json!({
-        "type": "message",
-        "message": {"type": "text", "id": format!("m{id}"), "text": format!("hello {id}"), "quoteToken": format!("q{id}")},
-        "webhookEventId": format!("01J{id}"),
-        "deliveryContext": {"isRedelivery": false},
-        "timestamp": 1_763_715_600_000i64,
-        "source": {"type": "user", "userId": "U4af4980629000000000000000000c0de"},
-        "replyToken": format!("r{id}"),
-        "mode": "active"
-    });
-    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
-        for (name, value) in extra {
-            event.insert(name.clone(), value.clone());
-        }
-    }
-    event
-}
-
-/// What the ingress would queue for these LINE events.
-fn queued(events: &[Value]) -> Vec<String> {
-    let body = json!({"destination": BOT, "events": events}).to_string();
-    let callback = shared::line::Callback::parse(body.as_bytes()).expect("callback");
-    let options =
-        shared::ingress::SplitOptions::for_body(body.as_bytes(), shared::clock::now_ms(), 1 << 20);
-    shared::ingress::line_messages(&callback, &options)
-        .expect("messages")
-        .messages
-        .into_iter()
-        .map(|m| m.body)
-        .collect()
-}
-
 #[tokio::test]
 async fn quotes_the_message_it_answers() {
     let setup = Setup::new().await;
-    assert_eq!(setup.run(&queued(&[line_event("Q", json!({}))])).await, 0);
+    assert_eq!(
+        setup
+            .run(&testkit::queued_line_events(&[testkit::line_text_event(
+                "Q",
+                json!({})
+            )]))
+            .await,
+        0
+    );
     let replies = setup.reply_bodies().await;
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0]["replyToken"], "rQ");
@@ -139,16 +113,16 @@ async fn answers_in_groups_only_when_mentioned() {
     let someone_else = json!({"type": "text", "id": "m2", "text": "@amy hi", "quoteToken": "q2",
         "mention": {"mentionees": [{"index": 0, "length": 4, "type": "user", "userId": "Uamy", "isSelf": false}]}});
     let events = [
-        line_event("G1", json!({"source": group})),
-        line_event("G2", json!({"source": group, "message": mentioned})),
-        line_event("G3", json!({"source": room, "message": someone_else})),
-        line_event(
+        testkit::line_text_event("G1", json!({"source": group})),
+        testkit::line_text_event("G2", json!({"source": group, "message": mentioned})),
+        testkit::line_text_event("G3", json!({"source": room, "message": someone_else})),
+        testkit::line_text_event(
             "G4",
             json!({"source": room, "message": {"type": "text", "id": "m4", "text": "@All", "quoteToken": "q4",
             "mention": {"mentionees": [{"index": 0, "length": 4, "type": "all"}]}}}),
         ),
     ];
-    assert_eq!(setup.run(&queued(&events)).await, 0);
+    assert_eq!(setup.run(&testkit::queued_line_events(&events)).await, 0);
     let replies = setup.reply_bodies().await;
     assert_eq!(replies.len(), 1, "only the message that mentions the bot");
     assert_eq!(replies[0]["replyToken"], "rG2");
@@ -159,24 +133,24 @@ async fn answers_in_groups_only_when_mentioned() {
 async fn sends_nothing_in_standby() {
     let setup = Setup::new().await;
     let events = [
-        line_event("S1", json!({"mode": "standby"})),
-        line_event(
+        testkit::line_text_event("S1", json!({"mode": "standby"})),
+        testkit::line_text_event(
             "S2",
             json!({"mode": "standby", "type": "follow", "follow": {"isUnblocked": false}}),
         ),
     ];
-    assert_eq!(setup.run(&queued(&events)).await, 0);
+    assert_eq!(setup.run(&testkit::queued_line_events(&events)).await, 0);
     assert!(setup.requests("").await.is_empty(), "no call at all");
 }
 
 #[tokio::test]
 async fn greets_a_follower_by_their_profile_name() {
     let setup = Setup::new().await;
-    let follow = line_event(
+    let follow = testkit::line_text_event(
         "F1",
         json!({"type": "follow", "follow": {"isUnblocked": false}}),
     );
-    assert_eq!(setup.run(&queued(&[follow])).await, 0);
+    assert_eq!(setup.run(&testkit::queued_line_events(&[follow])).await, 0);
     assert_eq!(setup.requests("profile").await.len(), 1);
     let replies = setup.reply_bodies().await;
     assert_eq!(
