@@ -153,11 +153,6 @@ impl Message {
         }
         out
     }
-
-    /// The text of a text message, for printing.
-    pub fn text_content(&self) -> Option<&str> {
-        self.body.get("text").and_then(Value::as_str)
-    }
 }
 
 impl Serialize for Message {
