@@ -23,10 +23,14 @@
 //! delivers it again later and the handler runs again, until the queue's receive limit sends it to
 //! the dead-letter queue. Side effects a handler made before failing may therefore happen twice:
 //! make them idempotent (LINE's push takes a retry key; a used reply token is refused).
+//!
+//! A failure that no retry can fix (a destination that answered `404`, a request it refuses as
+//! malformed) is returned as [`Permanent`]: the worker dead-letters the event at once, with the
+//! reason, instead of spending its remaining attempts and holding up the conversation behind it.
 
 use crate::Platform;
 use crate::clients::Clients;
-use crate::envelope::{Envelope, MetaContext, Oversized};
+use crate::envelope::{Envelope, LineContext, MetaContext, Oversized};
 use crate::json_error::JsonError;
 use crate::line;
 use crate::meta;
@@ -36,6 +40,31 @@ use tokio::time::Instant;
 
 /// What a handler returns on failure: any error.
 pub type BotError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failure that retrying cannot fix: the worker puts the event in the dead-letter queue at
+/// once, with this reason (which must name the problem, never quote content).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Permanent(pub String);
+
+impl Permanent {
+    /// `error` as a [`BotError`] that the worker does not retry.
+    pub fn boxed(reason: impl Into<String>) -> BotError {
+        Box::new(Permanent(reason.into()))
+    }
+}
+
+/// True when `error` is (or wraps, through `source()`) a [`Permanent`] failure.
+pub fn is_permanent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<Permanent>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
 
 /// A chat bot.
 #[async_trait]
@@ -61,6 +90,10 @@ pub struct BotEvent {
     /// The event's JSON exactly as the platform sent it (`null` for an oversized event).
     pub raw: Box<RawValue>,
     pub kind: BotEventKind,
+    /// The envelope's LINE context (the bot's user id), kept even when the event is unreadable.
+    pub line: Option<LineContext>,
+    /// The envelope's Meta context (object, entry, list), kept even when the item is unreadable.
+    pub meta: Option<MetaContext>,
 }
 
 /// The typed event, by platform.
@@ -123,6 +156,8 @@ impl BotEvent {
             deadline,
             raw: envelope.event,
             kind,
+            line: envelope.line,
+            meta: envelope.meta,
         }
     }
 

@@ -16,6 +16,7 @@
 //! | [`budget`] | an invocation's time divided, and every call bounded inside it |
 //! | [`clock`] | the wall clock, injectable (the simulation runs on a virtual one) |
 //! | [`bot`] | the [`bot::Bot`] trait bot authors implement, and the event it receives |
+//! | [`destinations`] | where the worker hands events for bots outside it: HTTPS (Standard Webhooks), EventBridge, Lambda |
 //! | [`clients`] | LINE and Meta API clients with timeouts and retries, for replying |
 //! | [`messages`] | typed LINE and Meta message builders, serialised as the APIs expect |
 //! | [`ports`] | the traits the functions use: the event queue, the idempotency store, dead letters, claim checks, the archive |
@@ -36,6 +37,7 @@ pub mod budget;
 pub mod clients;
 pub mod clock;
 mod compat;
+pub mod destinations;
 pub mod enqueue;
 pub mod envelope;
 pub mod ingress;

@@ -11,8 +11,14 @@ use shared::adapters::s3::{S3Claims, S3Media};
 use shared::adapters::secrets_manager;
 use shared::adapters::sqs::{PLATFORM_ATTRIBUTE, SqsDeadLetters, SqsQueue, SqsTuning};
 use shared::archive::{Archive, ArchiveConfig};
+use shared::bot::Bot;
 use shared::clients::Clients;
-use shared::settings::{DEFAULT_REFRESH, Reloading, SIGNING_SECRETS, Withholding};
+use shared::destinations::eventbridge::EventBridgeDestination;
+use shared::destinations::lambda::LambdaDestination;
+use shared::destinations::webhook::{Signer, WebhookDestination};
+use shared::destinations::{DeliveryStats, DestinationConfig, Offload};
+use shared::ports::ClaimStore;
+use shared::settings::{DEFAULT_REFRESH, Reloading, SIGNING_SECRETS, SecretSource, Withholding};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::sync::Arc;
 
@@ -34,8 +40,36 @@ pub fn queue_record(message: SqsMessage) -> QueueRecord {
     }
 }
 
+/// The worker function: the worker and, when it delivers to a destination, the delivery counts
+/// its metrics report.
+pub struct WorkerFunction {
+    pub worker: Worker,
+    /// `bot`, `eventbridge`, `https` or `lambda`.
+    pub destination: &'static str,
+    pub deliveries: Option<Arc<DeliveryStats>>,
+}
+
 /// Handles one SQS batch; `deadline_ms` is the invocation's deadline (ms since the epoch).
 pub async fn handle(worker: &Worker, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse {
+    handle_batch(worker, None, event, deadline_ms).await
+}
+
+/// [`handle`] for the function built by [`from_env`], with its delivery metrics.
+pub async fn handle_function(
+    function: &WorkerFunction,
+    event: SqsEvent,
+    deadline_ms: i64,
+) -> SqsBatchResponse {
+    let deliveries = function.deliveries.as_deref();
+    handle_batch(&function.worker, deliveries, event, deadline_ms).await
+}
+
+async fn handle_batch(
+    worker: &Worker,
+    deliveries: Option<&DeliveryStats>,
+    event: SqsEvent,
+    deadline_ms: i64,
+) -> SqsBatchResponse {
     let records: Vec<QueueRecord> = event.records.into_iter().map(queue_record).collect();
     let deadline_ms = absolute_deadline(deadline_ms, now_ms());
     let report = worker.process(&records, deadline_ms).await;
@@ -43,9 +77,13 @@ pub async fn handle(worker: &Worker, event: SqsEvent, deadline_ms: i64) -> SqsBa
         use shared::telemetry::{Metric, emit_metrics};
         use shared::worker::RecordOutcome as O;
         let failures = report.count(&O::Failed) + report.count(&O::OutOfTime);
+        let delivered = deliveries.map(DeliveryStats::take).unwrap_or_default();
         emit_metrics(
             &[("Service", "worker")],
             &[
+                Metric::count("EventsDelivered", delivered.delivered as usize),
+                Metric::count("DeliveryFailures", delivered.failed_attempts as usize),
+                Metric::count("DeliveriesRefused", delivered.refused as usize),
                 Metric::count("EventsHandled", report.count(&O::Handled)),
                 Metric::count("DuplicatesSkipped", report.count(&O::Duplicate)),
                 Metric::count("HandlerFailures", failures),
@@ -157,23 +195,71 @@ pub fn archive_from_env(sdk: &aws_config::SdkConfig) -> Result<Option<Archive>, 
     }
 }
 
+/// Where the worker delivers ([`DestinationConfig`]): the bot of this crate, or a destination
+/// built here, with its delivery counts. `source` gives the HTTPS destination's signing secrets
+/// (reloaded like the API tokens); `offload` takes events too large for EventBridge or Lambda.
+pub async fn destination(
+    config: &DestinationConfig,
+    sdk: Option<&aws_config::SdkConfig>,
+    source: Arc<dyn SecretSource>,
+    offload: Option<Offload>,
+) -> Result<(Arc<dyn Bot>, Option<Arc<DeliveryStats>>), StartError> {
+    let needs_aws = || {
+        sdk.ok_or_else(|| {
+            StartError::Settings(format!(
+                "the {} destination needs AWS credentials and a region",
+                config.name()
+            ))
+        })
+    };
+    Ok(match config {
+        DestinationConfig::Bot => (bot_from_env(), None),
+        DestinationConfig::Https { url, timeout } => {
+            let signer = Reloading::start(source, DEFAULT_REFRESH, |var| Signer::from_vars(var))
+                .await
+                .map_err(StartError::Settings)?;
+            let destination = WebhookDestination::new(url.clone(), *timeout, signer);
+            let stats = destination.stats();
+            (Arc::new(destination), Some(stats))
+        }
+        DestinationConfig::EventBridge { bus, source } => {
+            let destination = EventBridgeDestination::new(
+                EventBridgeDestination::client(needs_aws()?),
+                bus,
+                source,
+                offload,
+            );
+            let stats = destination.stats();
+            (Arc::new(destination), Some(stats))
+        }
+        DestinationConfig::Lambda { function } => {
+            let destination =
+                LambdaDestination::new(LambdaDestination::client(needs_aws()?), function, offload);
+            let stats = destination.stats();
+            (Arc::new(destination), Some(stats))
+        }
+    })
+}
+
 /// Builds the worker from the environment: `IDEMPOTENCY_TABLE`, [`WorkerConfig::from_vars`],
 /// `DEAD_LETTER_QUEUE_URL` (the worker dead-letters records itself), `CLAIM_CHECK_BUCKET` (events
 /// too large for a message), the API clients of [`Clients::from_vars`] with their tokens looked
 /// up in the environment and then in the Secrets Manager secret named by `GATEWAY_SECRET_ID`
-/// (reloaded every few minutes; signing secrets found there are withheld), the example bot, and the archive beside it when
+/// (reloaded every few minutes; signing secrets found there are withheld), the destination of
+/// [`DestinationConfig::from_vars`] (the example bot by default), and the archive beside it when
 /// [`archive_from_env`] finds one (its follow-ups go to `QUEUE_URL`).
-pub async fn from_env() -> Result<Worker, StartError> {
+pub async fn from_env() -> Result<WorkerFunction, StartError> {
     let table = variable("IDEMPOTENCY_TABLE").ok_or(StartError::NoTable)?;
     let config = WorkerConfig::from_vars(|name| std::env::var(name).ok())?;
+    let destination_config = DestinationConfig::from_vars(|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     // The signing secrets are the ingress's: the worker never holds them.
-    let source = Withholding::new(
+    let source: Arc<dyn SecretSource> = Withholding::new(
         secrets_manager::source_from_env(&sdk),
         SIGNING_SECRETS,
         "worker",
     );
-    let clients = Reloading::start(source, DEFAULT_REFRESH, |var| {
+    let clients = Reloading::start(source.clone(), DEFAULT_REFRESH, |var| {
         Ok::<_, std::convert::Infallible>(Clients::from_vars(var))
     })
     .await
@@ -185,20 +271,37 @@ pub async fn from_env() -> Result<Worker, StartError> {
     let tuning = SqsTuning::from_env();
     let sqs = SqsQueue::client_for_sending(&sdk, tuning);
     let archive = archive_from_env(&sdk)?;
-    let mut worker = Worker::reloading(Arc::new(store), bot_from_env(), clients, config.clone());
+    let claims = variable("CLAIM_CHECK_BUCKET").map(|bucket| {
+        let store: Arc<dyn ClaimStore> = Arc::new(S3Claims::new(
+            S3Claims::client(&sdk, config.budget.attempt_timeout),
+            bucket.clone(),
+        ));
+        (store, bucket)
+    });
+    let offload = claims.as_ref().map(|(store, bucket)| Offload {
+        store: Arc::clone(store),
+        bucket: bucket.clone(),
+    });
+    let (bot, deliveries) = destination(&destination_config, Some(&sdk), source, offload).await?;
+    tracing::info!(
+        destination = destination_config.name(),
+        "worker delivers to its destination"
+    );
+    let mut worker = Worker::reloading(Arc::new(store), bot, clients, config.clone());
     if let Some(url) = variable("DEAD_LETTER_QUEUE_URL") {
         worker = worker.with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), url)));
     }
-    if let Some(bucket) = variable("CLAIM_CHECK_BUCKET") {
-        worker = worker.with_claims(Arc::new(S3Claims::new(
-            S3Claims::client(&sdk, config.budget.attempt_timeout),
-            bucket,
-        )));
+    if let Some((store, _)) = claims {
+        worker = worker.with_claims(store);
     }
     if let Some(archive) = archive {
         let url = variable("QUEUE_URL").ok_or(StartError::NoQueueForArchive)?;
         let follow_ups = SqsQueue::new(sqs, url).batched(tuning);
         worker = worker.with_archive(Arc::new(archive), Arc::new(follow_ups));
     }
-    Ok(worker)
+    Ok(WorkerFunction {
+        worker,
+        destination: destination_config.name(),
+        deliveries,
+    })
 }

@@ -7,14 +7,15 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_json_logs();
-    // Built once per cold start: configuration, the DynamoDB client, the API clients, the bot.
-    let worker = Arc::new(worker::from_env().await?);
+    // Built once per cold start: configuration, the DynamoDB client, the API clients, the bot or
+    // destination.
+    let function = Arc::new(worker::from_env().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let worker = Arc::clone(&worker);
+        let function = Arc::clone(&function);
         async move {
             let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
             Ok::<_, std::convert::Infallible>(
-                worker::handle(&worker, event.payload, deadline_ms).await,
+                worker::handle_function(&function, event.payload, deadline_ms).await,
             )
         }
     }))

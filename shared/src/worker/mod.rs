@@ -469,16 +469,8 @@ impl Worker {
         };
         if attempt > self.config.max_attempts {
             // Failed runs were counted but the record came back (dead-lettering failed before).
-            return self
-                .give_up(
-                    record,
-                    &key,
-                    &owner,
-                    attempt - 1,
-                    "earlier runs failed",
-                    budget,
-                )
-                .await;
+            let reason = attempts_reason(attempt - 1, "earlier runs failed");
+            return self.give_up(record, &key, &owner, reason, budget).await;
         }
         let envelope = match self.resolve_claim_check(envelope, budget).await {
             Ok(envelope) => envelope,
@@ -492,14 +484,23 @@ impl Worker {
         let event = BotEvent::from_envelope(envelope, budget.handlers_by);
         let clients = self.clients.current();
         let handling = AssertUnwindSafe(self.bot.handle(&event, &clients)).catch_unwind();
+        let mut permanent = false;
         let failure = match tokio::time::timeout_at(budget.handlers_by, handling).await {
             Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(error))) => Some(format!("handler failed: {error}")),
+            Ok(Ok(Err(error))) => {
+                permanent = crate::bot::is_permanent(error.as_ref());
+                Some(format!("handler failed: {error}"))
+            }
             Ok(Err(_panic)) => Some("handler panicked".to_owned()),
             Err(_) => Some("handler ran past its deadline".to_owned()),
         };
         if let Some(reason) = failure {
-            tracing::error!(target: "worker", %key, kind = %event.type_name(), %reason, attempt, "event failed");
+            tracing::error!(target: "worker", %key, kind = %event.type_name(), %reason, attempt, permanent, "event failed");
+            if permanent && self.dead_letters.is_some() {
+                // Retrying cannot help; the conversation's next events need not wait for it.
+                let reason = format!("not retried, the failure is permanent: {reason}");
+                return self.give_up(record, &key, &owner, reason, budget).await;
+            }
             return self
                 .failed(record, &key, &owner, attempt, reason, budget)
                 .await;
@@ -557,9 +558,8 @@ impl Worker {
         budget: &Budget,
     ) -> RecordOutcome {
         if attempt >= self.config.max_attempts && self.dead_letters.is_some() {
-            return self
-                .give_up(record, key, owner, attempt, &reason, budget)
-                .await;
+            let reason = attempts_reason(attempt, &reason);
+            return self.give_up(record, key, owner, reason, budget).await;
         }
         let released = retry_until(budget.respond_by, budget.attempt_timeout, || {
             self.store.release(
@@ -582,11 +582,9 @@ impl Worker {
         record: &QueueRecord,
         key: &str,
         owner: &str,
-        failures: u32,
-        last_reason: &str,
+        reason: String,
         budget: &Budget,
     ) -> RecordOutcome {
-        let reason = format!("{failures} failed attempts; last: {last_reason}");
         match self.dead_letter(record, &reason, budget).await {
             Some(outcome) => {
                 // A redrive starts over.
@@ -756,6 +754,11 @@ impl Worker {
         }
         outcome
     }
+}
+
+/// The dead-letter reason of an event out of attempts.
+fn attempts_reason(failures: u32, last: &str) -> String {
+    format!("{failures} failed attempts; last: {last}")
 }
 
 /// How archiving an event went.
