@@ -36,6 +36,7 @@ async fn run(requests: usize, events_per_request: usize, concurrency: usize) {
         .map(|a| a.port())
         .expect("port");
     let settings = local::Settings {
+        destination: shared::destinations::DestinationConfig::Bot,
         listen: format!("127.0.0.1:{port}").parse().expect("address"),
         data: data.clone(),
         worker: true,

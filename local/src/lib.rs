@@ -15,6 +15,7 @@ use shared::adapters::sqlite_archive::SqliteArchive;
 use shared::archive::{Archive, ArchiveConfig};
 use shared::bot::{Bot, BotError, BotEvent};
 use shared::clients::Clients;
+use shared::destinations::DestinationConfig;
 use shared::ingress::{Ingress, IngressConfig};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub struct Settings {
     /// Answer the bot's API calls with [`fake_apis`] on this listener instead of LINE's and
     /// Meta's, printing what it sends (the playground).
     pub fake_apis: bool,
+    /// Where handled events go: the bot, or a destination ([`shared::destinations`]).
+    pub destination: DestinationConfig,
 }
 
 /// A failure to start or run.
@@ -187,8 +190,22 @@ pub async fn serve(
         if let Some(warning) = report::visibility_warning(&worker_config, settings.visibility) {
             eprintln!("{warning}");
         }
+        let sdk = match settings.destination {
+            DestinationConfig::EventBridge { .. } | DestinationConfig::Lambda { .. } => {
+                Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+            }
+            _ => None,
+        };
+        let (inner, _) = worker::destination(
+            &settings.destination,
+            sdk.as_ref(),
+            Arc::new(shared::settings::EnvironmentOnly),
+            None,
+        )
+        .await
+        .map_err(|e| fail("destination", e))?;
         let bot = PrintingBot {
-            inner: worker::bot_from_env(),
+            inner,
             quiet: settings.quiet,
             fakes: fakes.clone(),
         };
@@ -226,8 +243,14 @@ pub async fn serve(
             },
         )
     });
+    let delivers_to = match &settings.destination {
+        DestinationConfig::Bot => "the bot".to_owned(),
+        DestinationConfig::Https { url, .. } => format!("{url} (Standard Webhooks)"),
+        DestinationConfig::EventBridge { bus, .. } => format!("EventBridge bus {bus}"),
+        DestinationConfig::Lambda { function } => format!("Lambda function {function}"),
+    };
     let announce = format!(
-        "{routes}; data in {}; worker {}; archive {}; {}",
+        "{routes}; data in {}; worker {} (events to {delivers_to}); archive {}; {}",
         settings.data.display(),
         if settings.worker { "on" } else { "off" },
         if settings.worker && settings.archive {

@@ -60,6 +60,14 @@ struct ServeArgs {
     /// real APIs.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     fake_apis: Option<bool>,
+    /// Where handled events go: `bot` (the Rust bot of functions/worker), `https` (a Standard
+    /// Webhooks receiver; its secrets in DESTINATION_SIGNING_SECRETS), `eventbridge` or `lambda`
+    /// (AWS, or moto through AWS_ENDPOINT_URL).
+    #[arg(long, env = "DESTINATION", default_value = "bot")]
+    destination: String,
+    /// The HTTPS destination's URL: https, or http to this machine.
+    #[arg(long, env = "DESTINATION_URL")]
+    destination_url: Option<String>,
     /// Milliseconds a received message stays invisible before it is delivered again.
     #[arg(long, env = "LOCAL_VISIBILITY_TIMEOUT_MS", default_value_t = 30_000)]
     visibility_timeout_ms: u64,
@@ -133,7 +141,15 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
     let data = cli.data;
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
+            let destination =
+                shared::destinations::DestinationConfig::from_vars(|name| match name {
+                    "DESTINATION" => Some(args.destination.clone()),
+                    "DESTINATION_URL" => args.destination_url.clone(),
+                    other => std::env::var(other).ok(),
+                })
+                .map_err(|e| LocalError(e.to_string()))?;
             let settings = Settings {
+                destination,
                 listen: args.listen,
                 data: data.data,
                 worker: !args.no_worker,

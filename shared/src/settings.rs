@@ -104,6 +104,24 @@ impl SecretSource for Withholding {
     }
 }
 
+/// Several sources read as one: a setting is taken from the first source that has it (the worker
+/// reads its API tokens from one secret and the HTTPS destination's signing secrets from another).
+/// Any source failing fails the fetch, so that a half-read configuration is never used.
+pub struct Layered(pub Vec<Arc<dyn SecretSource>>);
+
+#[async_trait]
+impl SecretSource for Layered {
+    async fn fetch(&self) -> Result<Values, SecretError> {
+        let mut values = Values::new();
+        for source in &self.0 {
+            for (name, value) in source.fetch().await? {
+                values.entry(name).or_insert(value);
+            }
+        }
+        Ok(values)
+    }
+}
+
 /// Looks `name` up in the environment, then in `secrets`; empty values count as absent.
 pub fn lookup(secrets: &Values, name: &str) -> Option<String> {
     std::env::var(name)

@@ -18,7 +18,9 @@ use shared::destinations::lambda::LambdaDestination;
 use shared::destinations::webhook::{Signer, WebhookDestination};
 use shared::destinations::{DeliveryStats, DestinationConfig, Offload};
 use shared::ports::ClaimStore;
-use shared::settings::{DEFAULT_REFRESH, Reloading, SIGNING_SECRETS, SecretSource, Withholding};
+use shared::settings::{
+    DEFAULT_REFRESH, Layered, Reloading, SIGNING_SECRETS, SecretSource, Withholding,
+};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::sync::Arc;
 
@@ -246,7 +248,8 @@ pub async fn destination(
 /// too large for a message), the API clients of [`Clients::from_vars`] with their tokens looked
 /// up in the environment and then in the Secrets Manager secret named by `GATEWAY_SECRET_ID`
 /// (reloaded every few minutes; signing secrets found there are withheld), the destination of
-/// [`DestinationConfig::from_vars`] (the example bot by default), and the archive beside it when
+/// [`DestinationConfig::from_vars`] (the example bot by default; the HTTPS destination's secrets
+/// also from the secret named by `DESTINATION_SECRET_ID`), and the archive beside it when
 /// [`archive_from_env`] finds one (its follow-ups go to `QUEUE_URL`).
 pub async fn from_env() -> Result<WorkerFunction, StartError> {
     let table = variable("IDEMPOTENCY_TABLE").ok_or(StartError::NoTable)?;
@@ -254,11 +257,19 @@ pub async fn from_env() -> Result<WorkerFunction, StartError> {
     let destination_config = DestinationConfig::from_vars(|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     // The signing secrets are the ingress's: the worker never holds them.
-    let source: Arc<dyn SecretSource> = Withholding::new(
+    let mut source: Arc<dyn SecretSource> = Withholding::new(
         secrets_manager::source_from_env(&sdk),
         SIGNING_SECRETS,
         "worker",
     );
+    // The HTTPS destination's signing secrets live in a secret of their own (the template's
+    // DestinationSecret), which the receiving team reads too.
+    if let Some(id) = variable("DESTINATION_SECRET_ID") {
+        source = Arc::new(Layered(vec![
+            source,
+            Arc::new(secrets_manager::SecretsManagerSource::new(&sdk, id)),
+        ]));
+    }
     let clients = Reloading::start(source.clone(), DEFAULT_REFRESH, |var| {
         Ok::<_, std::convert::Infallible>(Clients::from_vars(var))
     })

@@ -302,7 +302,7 @@ mod tests {
             timestamp: None,
             received_at: 0,
             stage: Default::default(),
-            line: (platform == Platform::Line).then(|| LineContext { destination: None }),
+            line: (platform == Platform::Line).then_some(LineContext { destination: None }),
             meta: meta.map(|(object, list)| MetaContext {
                 object: object.into(),
                 entry_id: "1".into(),
@@ -317,9 +317,11 @@ mod tests {
         BotEvent::from_envelope(envelope, Instant::now())
     }
 
+    type Case<'a> = (Platform, Option<(&'a str, ItemList)>, &'a str, &'a str);
+
     #[test]
     fn types_route_by_platform_product_and_kind() {
-        let cases: &[(Platform, Option<(&str, ItemList)>, &str, &str)] = &[
+        let cases: &[Case] = &[
             (
                 Platform::Line,
                 None,

@@ -165,8 +165,7 @@ mod tests {
             Err(Attempt::Permanent("404".into()))
         })
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(is_permanent(refused.as_ref()));
         assert_eq!(stats.take().refused, 1);
 
@@ -177,8 +176,7 @@ mod tests {
             })
         })
         .await
-        .err()
-        .expect("still failing");
+        .expect_err("still failing");
         assert!(!is_permanent(failed.as_ref()));
         assert!(Instant::now() <= deadline, "never past the deadline");
         let counts = stats.take();
