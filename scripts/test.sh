@@ -44,6 +44,7 @@ scripts/tools.sh
 
 step "SAM template (sam validate --lint)"
 AWS_REGION=us-east-1 sam validate --lint
+AWS_REGION=us-east-1 sam validate --lint -t examples/eventbridge-line-python/template.yaml
 # What the linter cannot see: alarms that can notify, one secret per function, the alarms and
 # dashboard the gateway needs, naming metrics the code emits.
 "$ROOT/.tools/venv/bin/python" scripts/check_template.py
@@ -66,6 +67,9 @@ cargo test --workspace --locked -- --include-ignored
 
 step "end to end: both functions under cargo lambda watch, every sample event twice"
 "$ROOT/.tools/venv/bin/python" scripts/e2e.py
+
+step "destinations: the examples' HTTPS receiver and EventBridge bot against chat-gateway"
+"$ROOT/.tools/venv/bin/python" scripts/destinations_test.py
 
 step "README: the local walkthrough as documented, and the minimal bot in place of the example bot"
 "$ROOT/.tools/venv/bin/python" scripts/readme_test.py

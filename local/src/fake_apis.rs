@@ -156,7 +156,7 @@ async fn line_reply(State(fake): State<Arc<FakeApis>>, Json(body): Json<Value>) 
         ));
     }
     fake.record(json!({"api": "line.reply", "to": to, "messages": messages}));
-    Json(json!({"sentMessages": []})).into_response()
+    Json(sent_messages(&messages)).into_response()
 }
 
 async fn line_push(State(fake): State<Arc<FakeApis>>, Json(body): Json<Value>) -> Response {
@@ -170,7 +170,20 @@ async fn line_push(State(fake): State<Arc<FakeApis>>, Json(body): Json<Value>) -
         ));
     }
     fake.record(json!({"api": "line.push", "to": to, "messages": messages}));
-    Json(json!({"sentMessages": []})).into_response()
+    Json(sent_messages(&messages)).into_response()
+}
+
+/// LINE's answer to a reply or push: one `sentMessages` entry (id, quote token) per message sent,
+/// as its OpenAPI definition requires (`minItems: 1`; the official SDKs refuse an empty list).
+fn sent_messages(messages: &[Value]) -> Value {
+    let sent: Vec<Value> = messages
+        .iter()
+        .map(|_| {
+            let id = fastrand::u64(10_000_000_000_000_000..u64::MAX).to_string();
+            json!({"id": id, "quoteToken": format!("q{id}")})
+        })
+        .collect();
+    json!({ "sentMessages": sent })
 }
 
 async fn line_profile(State(fake): State<Arc<FakeApis>>, Path(user): Path<String>) -> Response {
