@@ -28,6 +28,63 @@ pub fn aws_endpoint() -> Option<String> {
     }
 }
 
+/// Every log line of the current thread, as JSON, from [`capture_json_logs`] on.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every log line of this thread at every level until the guard drops: for tests that
+/// check what the logs leave out (run them on a `current_thread` runtime).
+pub fn capture_json_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+    let captured = CapturedLogs::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// Queue records of one FIFO message group, in order, with message ids `m0`, `m1`, …
+pub fn fifo_records(group: &str, bodies: &[String]) -> Vec<shared::worker::QueueRecord> {
+    bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| shared::worker::QueueRecord {
+            group_id: Some(group.to_owned()),
+            ..shared::worker::QueueRecord::new(format!("m{i}"), body.clone())
+        })
+        .collect()
+}
+
+/// The deduplication key of an encoded envelope.
+pub fn envelope_key(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|envelope| envelope["key"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// Sends the code's logs to the test's output (shown for failing tests).
 pub fn capture_logs() {
     let _ = tracing_subscriber::fmt()

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use shared::adapters::memory::MemoryQueue;
 use shared::ingress::{Ingress, IngressConfig};
 use shared::signature::{sign_line, sign_meta};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const LINE_SECRET: &str = "hostile-line-secret-5f1c";
 const META_SECRET: &str = "hostile-meta-secret-9a7e";
@@ -310,30 +309,9 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// A log sink for the test's thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn every_crafted_request_gets_its_answer_and_logs_leak_nothing() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _logs) = testkit::capture_json_logs();
 
     let cases = cases();
     assert!(cases.len() >= 50, "the table has {} requests", cases.len());
@@ -390,7 +368,7 @@ async fn every_crafted_request_gets_its_answer_and_logs_leak_nothing() {
         failures.join("\n")
     );
 
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let logs = captured.text();
     assert!(
         logs.lines().count() >= cases.len(),
         "one log line per request at least"

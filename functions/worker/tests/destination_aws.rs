@@ -11,9 +11,9 @@ use shared::destinations::Offload;
 use shared::destinations::eventbridge::EventBridgeDestination;
 use shared::destinations::lambda::LambdaDestination;
 use shared::ports::ClaimStore;
-use shared::worker::{QueueRecord, RecordOutcome, Worker, WorkerConfig};
+use shared::worker::{RecordOutcome, Worker, WorkerConfig};
 use std::sync::Arc;
-use testkit::{line_text_event, queued_line_events};
+use testkit::{envelope_key, fifo_records, line_text_event, queued_line_events};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -31,26 +31,8 @@ fn worker(destination: Arc<dyn Bot>, dead: Arc<MemoryDeadLetters>) -> Worker {
     .with_dead_letters(dead)
 }
 
-fn fifo_records(bodies: &[String]) -> Vec<QueueRecord> {
-    bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| QueueRecord {
-            group_id: Some("conversation".into()),
-            ..QueueRecord::new(format!("m{i}"), body.clone())
-        })
-        .collect()
-}
-
 fn envelope_event(body: &str) -> Value {
     serde_json::from_str::<Value>(body).expect("envelope")["event"].clone()
-}
-
-fn key_of(body: &str) -> String {
-    serde_json::from_str::<Value>(body).expect("envelope")["key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -133,7 +115,7 @@ async fn eventbridge_rules_route_events_by_detail_type() {
         line_text_event("2", json!({"timestamp": 1_763_715_600_002i64})),
     ]);
     let report = worker
-        .process(&fifo_records(&bodies), now_ms() + 20_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
     assert_eq!(report.count(&RecordOutcome::Handled), 3, "{report:?}");
     assert_eq!(stats.take().delivered, 3);
@@ -160,19 +142,19 @@ async fn eventbridge_rules_route_events_by_detail_type() {
         .map(|e| e["detail"]["id"].as_str().unwrap_or("").to_owned())
         .collect();
     ids.sort();
-    let mut expected = vec![key_of(&bodies[0]), key_of(&bodies[2])];
+    let mut expected = vec![envelope_key(&bodies[0]), envelope_key(&bodies[2])];
     expected.sort();
     assert_eq!(ids, expected);
     let first = texts
         .iter()
-        .find(|e| e["detail"]["id"] == key_of(&bodies[0]))
+        .find(|e| e["detail"]["id"] == envelope_key(&bodies[0]))
         .expect("the first text");
     assert_eq!(first["source"], "my-gateway");
     assert_eq!(first["detail-type"], "line.message.text");
     assert_eq!(first["detail"]["event"], envelope_event(&bodies[0]));
     assert_eq!(first["detail"]["timestamp"], 1_763_715_600_000i64);
     assert_eq!(follows[0]["detail-type"], "line.follow");
-    assert_eq!(follows[0]["detail"]["id"], key_of(&bodies[1]));
+    assert_eq!(follows[0]["detail"]["id"], envelope_key(&bodies[1]));
     assert!(dead.letters().is_empty());
 }
 
@@ -240,7 +222,7 @@ async fn a_put_events_answer_with_a_failed_entry_is_retried_not_taken_for_succes
         line_text_event("3", json!({})),
     ]);
     let report = worker
-        .process(&fifo_records(&bodies), now_ms() + 20_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
     assert_eq!(report.count(&RecordOutcome::Handled), 3, "{report:?}");
     let counts = stats.take();
@@ -257,7 +239,7 @@ async fn a_put_events_answer_with_a_failed_entry_is_retried_not_taken_for_succes
                 .to_owned()
         })
         .collect();
-    let keys: Vec<String> = bodies.iter().map(|b| key_of(b)).collect();
+    let keys: Vec<String> = bodies.iter().map(|b| envelope_key(b)).collect();
     assert_eq!(
         ids,
         [&keys[0], &keys[0], &keys[1], &keys[2]].map(String::clone),
@@ -280,7 +262,7 @@ async fn a_malformed_entry_is_dead_lettered_and_a_large_event_travels_by_claim_c
             json!({"message": {"type": "text", "id": "m2", "text": big}}),
         ),
     ]);
-    let first_key = key_of(&bodies[0]);
+    let first_key = envelope_key(&bodies[0]);
     Mock::given(method("POST"))
         .and(wiremock::matchers::body_string_contains(first_key.as_str()))
         .respond_with(put_events_answer(Some("MalformedDetail")))
@@ -305,7 +287,7 @@ async fn a_malformed_entry_is_dead_lettered_and_a_large_event_travels_by_claim_c
     let dead = Arc::new(MemoryDeadLetters::new());
     let worker = worker(Arc::new(destination), dead.clone());
     let report = worker
-        .process(&fifo_records(&bodies), now_ms() + 20_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
     assert_eq!(
         report.outcomes[0].1,
@@ -339,32 +321,9 @@ async fn a_malformed_entry_is_dead_lettered_and_a_large_event_travels_by_claim_c
     assert_eq!(claim["bytes"], object.len());
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_lambda_function_error_is_retried_and_never_logged_with_its_message() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _logs = tracing::subscriber::set_default(subscriber);
+    let (captured, _logs) = testkit::capture_json_logs();
     let stand_in = MockServer::start().await;
     let invocations = "/2015-03-31/functions/bot-in-python/invocations";
     // Lambda answers 200 with X-Amz-Function-Error when the function itself failed.
@@ -403,7 +362,7 @@ async fn a_lambda_function_error_is_retried_and_never_logged_with_its_message() 
     let worker = worker(Arc::new(destination), dead.clone());
     let bodies = queued_line_events(&[line_text_event("1", json!({}))]);
     let report = worker
-        .process(&fifo_records(&bodies), now_ms() + 20_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
     assert_eq!(report.count(&RecordOutcome::Handled), 1, "{report:?}");
     let counts = stats.take();
@@ -421,11 +380,10 @@ async fn a_lambda_function_error_is_retried_and_never_logged_with_its_message() 
             "synchronous"
         );
         let document: Value = serde_json::from_slice(&request.body).expect("payload");
-        assert_eq!(document["id"], key_of(&bodies[0]));
+        assert_eq!(document["id"], envelope_key(&bodies[0]));
         assert_eq!(document["event"], envelope_event(&bodies[0]));
     }
-    let logs =
-        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("KeyError"),
         "the error's type is logged: {logs}"

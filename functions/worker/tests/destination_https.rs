@@ -8,10 +8,10 @@ use shared::adapters::memory::{MemoryDeadLetters, MemoryStore};
 use shared::clients::Clients;
 use shared::destinations::webhook::{Signer, WebhookDestination};
 use shared::settings::Reloading;
-use shared::worker::{QueueRecord, RecordOutcome, Worker, WorkerConfig};
+use shared::worker::{RecordOutcome, Worker, WorkerConfig};
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::{line_text_event, queued_line_events};
+use testkit::{envelope_key, fifo_records, line_text_event, queued_line_events};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -47,18 +47,6 @@ async fn setup() -> Setup {
 
 fn now_ms() -> i64 {
     shared::clock::now_ms()
-}
-
-/// FIFO records of one conversation (one message group), in order.
-fn fifo_records(bodies: &[String]) -> Vec<QueueRecord> {
-    bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| QueueRecord {
-            group_id: Some("conversation".into()),
-            ..QueueRecord::new(format!("m{i}"), body.clone())
-        })
-        .collect()
 }
 
 fn events(ids: &[&str]) -> Vec<String> {
@@ -109,7 +97,7 @@ async fn each_event_arrives_signed_once_in_order_with_its_exact_json() {
     let bodies = events(&["1", "2", "3"]);
     let report = s
         .worker
-        .process(&fifo_records(&bodies), now_ms() + 20_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
     assert_eq!(report.count(&RecordOutcome::Handled), 3, "{report:?}");
 
@@ -138,7 +126,10 @@ async fn each_event_arrives_signed_once_in_order_with_its_exact_json() {
     // A redelivery of a handled event is not sent again.
     let again = s
         .worker
-        .process(&fifo_records(&bodies[..1]), now_ms() + 20_000)
+        .process(
+            &fifo_records("conversation", &bodies[..1]),
+            now_ms() + 20_000,
+        )
         .await;
     assert_eq!(again.count(&RecordOutcome::Duplicate), 1);
     assert_eq!(
@@ -155,10 +146,7 @@ async fn each_event_arrives_signed_once_in_order_with_its_exact_json() {
 async fn server_errors_and_throttling_are_retried_under_one_webhook_id() {
     let s = setup().await;
     let bodies = events(&["1"]);
-    let key = serde_json::from_str::<Value>(&bodies[0]).expect("envelope")["key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let key = envelope_key(&bodies[0]);
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
@@ -179,7 +167,7 @@ async fn server_errors_and_throttling_are_retried_under_one_webhook_id() {
     let started = std::time::Instant::now();
     let report = s
         .worker
-        .process(&fifo_records(&bodies), now_ms() + 20_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
     assert_eq!(report.count(&RecordOutcome::Handled), 1, "{report:?}");
     let requests = s.receiver.received_requests().await.unwrap_or_default();
@@ -207,7 +195,7 @@ async fn a_lasting_failure_holds_the_conversation_and_the_redelivery_keeps_the_i
     // A short invocation: the destination retries inside it, then gives the event back.
     let report = s
         .worker
-        .process(&fifo_records(&bodies), now_ms() + 4_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 4_000)
         .await;
     assert_eq!(report.outcomes[0].1, RecordOutcome::Failed, "{report:?}");
     assert_eq!(
@@ -228,7 +216,7 @@ async fn a_lasting_failure_holds_the_conversation_and_the_redelivery_keeps_the_i
         .respond_with(ResponseTemplate::new(200))
         .mount(&s.receiver)
         .await;
-    let mut redelivered = fifo_records(&bodies);
+    let mut redelivered = fifo_records("conversation", &bodies);
     for record in &mut redelivered {
         record.receive_count = 2;
     }
@@ -248,10 +236,7 @@ async fn a_lasting_failure_holds_the_conversation_and_the_redelivery_keeps_the_i
 async fn a_refusal_is_dead_lettered_at_once_with_its_status_and_frees_the_conversation() {
     let s = setup().await;
     let bodies = events(&["1", "2"]);
-    let first_key = serde_json::from_str::<Value>(&bodies[0]).expect("envelope")["key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let first_key = envelope_key(&bodies[0]);
     Mock::given(method("POST"))
         .and(header("webhook-id", first_key.as_str()))
         .respond_with(ResponseTemplate::new(422).set_body_string("bad text 4111 1111"))
@@ -263,7 +248,7 @@ async fn a_refusal_is_dead_lettered_at_once_with_its_status_and_frees_the_conver
         .await;
     let report = s
         .worker
-        .process(&fifo_records(&bodies), now_ms() + 20_000)
+        .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
     assert_eq!(
         report.outcomes[0].1,
@@ -300,7 +285,10 @@ async fn redirects_and_timeouts_are_not_followed_or_waited_for_past_the_deadline
         .await;
     let report = s
         .worker
-        .process(&fifo_records(&events(&["1"])), now_ms() + 20_000)
+        .process(
+            &fifo_records("conversation", &events(&["1"])),
+            now_ms() + 20_000,
+        )
         .await;
     assert_eq!(report.outcomes[0].1, RecordOutcome::DeadLettered);
     assert!(
@@ -322,7 +310,10 @@ async fn redirects_and_timeouts_are_not_followed_or_waited_for_past_the_deadline
     let started = std::time::Instant::now();
     let report = slow
         .worker
-        .process(&fifo_records(&events(&["1"])), now_ms() + 5_000)
+        .process(
+            &fifo_records("conversation", &events(&["1"])),
+            now_ms() + 5_000,
+        )
         .await;
     assert_eq!(report.outcomes[0].1, RecordOutcome::Failed);
     assert!(

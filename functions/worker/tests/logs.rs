@@ -8,27 +8,10 @@ use shared::adapters::memory::{MemoryDeadLetters, MemoryStore};
 use shared::clients::Clients;
 use shared::ports::QueueMessage;
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What must never appear: a card number, spread over every place content can hide.
 const SECRET: &str = "4111 1111 1111 1111";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn line_messages(events: serde_json::Value) -> Vec<QueueMessage> {
     let body =
@@ -52,14 +35,7 @@ fn meta_messages(messaging: serde_json::Value) -> Vec<QueueMessage> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn unreadable_events_and_broken_messages_are_logged_without_their_content() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _logs) = testkit::capture_json_logs();
 
     let mut bodies: Vec<String> = Vec::new();
     // Events the models cannot read as an event at all: the content in the place of the event.
@@ -105,7 +81,7 @@ async fn unreadable_events_and_broken_messages_are_logged_without_their_content(
         .await;
     assert_eq!(report.outcomes.len(), records.len());
 
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let logs = captured.text();
     let letters = dead_letters.letters();
     assert!(
         letters.len() >= 6,
