@@ -53,7 +53,11 @@ pub const SIGNING_SECRETS: &[&str] = &[
 ];
 
 /// The settings only the worker may hold: they let their holder speak as the bot.
-pub const API_TOKENS: &[&str] = &["LINE_CHANNEL_ACCESS_TOKEN", "META_PAGE_ACCESS_TOKEN"];
+pub const API_TOKENS: &[&str] = &[
+    "LINE_CHANNEL_ACCESS_TOKEN",
+    "META_PAGE_ACCESS_TOKEN",
+    "WHATSAPP_ACCESS_TOKEN",
+];
 
 /// A source that drops the settings its function must not hold (least privilege in code, behind
 /// the IAM policies that give each function its own secret): the internet-facing ingress never

@@ -8,6 +8,8 @@
 pub mod fetch;
 pub mod line;
 pub mod meta;
+pub mod throughput;
+pub mod whatsapp;
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -17,11 +19,14 @@ use tokio::time::Instant;
 pub struct Clients {
     pub line: Option<line::LineClient>,
     pub meta: Option<meta::MetaClient>,
+    /// The WhatsApp Cloud API (`WHATSAPP_ACCESS_TOKEN`, a system user's token).
+    pub whatsapp: Option<whatsapp::WhatsAppClient>,
 }
 
 impl Clients {
     /// Reads `LINE_CHANNEL_ACCESS_TOKEN`, `LINE_API_BASE_URL`, `LINE_DATA_API_BASE_URL`,
-    /// `META_PAGE_ACCESS_TOKEN` and `META_GRAPH_API_BASE_URL` through `var`.
+    /// `META_PAGE_ACCESS_TOKEN`, `WHATSAPP_ACCESS_TOKEN` and `META_GRAPH_API_BASE_URL` through
+    /// `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Clients {
         let http = http_client();
         let present = |name: &str| {
@@ -42,6 +47,14 @@ impl Clients {
             }),
             meta: present("META_PAGE_ACCESS_TOKEN").map(|token| {
                 meta::MetaClient::new(
+                    http.clone(),
+                    token,
+                    present("META_GRAPH_API_BASE_URL")
+                        .unwrap_or_else(|| meta::DEFAULT_GRAPH_API_BASE_URL.into()),
+                )
+            }),
+            whatsapp: present("WHATSAPP_ACCESS_TOKEN").map(|token| {
+                whatsapp::WhatsAppClient::new(
                     http.clone(),
                     token,
                     present("META_GRAPH_API_BASE_URL")
