@@ -117,8 +117,24 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config(endpoint))
 }
 
-/// API clients with test tokens, every LINE and Meta base URL pointed at `uri` (a fake API).
+/// API clients with test tokens, every LINE and Meta base URL pointed at `uri` (a fake API). The
+/// WhatsApp client has limits of its own without a pair interval, so that tests do not wait 6 s
+/// between two answers to the demo user (the limits have their own tests).
 pub fn fake_api_clients(uri: &str) -> shared::clients::Clients {
+    let mut clients = fake_api_clients_shared_limits(uri);
+    clients.whatsapp = Some(shared::clients::whatsapp::WhatsAppClient::with_throughput(
+        reqwest::Client::new(),
+        "test-whatsapp-token",
+        uri,
+        std::sync::Arc::new(shared::clients::throughput::Throughput::new(
+            std::time::Duration::ZERO,
+            1000,
+        )),
+    ));
+    clients
+}
+
+fn fake_api_clients_shared_limits(uri: &str) -> shared::clients::Clients {
     shared::clients::Clients::from_vars(|name| {
         Some(match name {
             "LINE_CHANNEL_ACCESS_TOKEN" => "test-line-token".to_owned(),
@@ -342,6 +358,42 @@ pub fn line_text_event(id: &str, extra: serde_json::Value) -> serde_json::Value 
         }
     }
     event
+}
+
+/// The WhatsApp business number of the sample events, and its user.
+pub const DEMO_WHATSAPP_NUMBER: &str = "106540352242922";
+pub const DEMO_WHATSAPP_USER: &str = "16315551181";
+
+/// A WhatsApp `messages` change from the demo user to the demo number: `messages` and `statuses`
+/// as given.
+pub fn whatsapp_change(messages: serde_json::Value, statuses: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": DEMO_WHATSAPP_NUMBER},
+        "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": DEMO_WHATSAPP_USER}],
+        "messages": messages, "statuses": statuses}})
+}
+
+/// A WhatsApp text message from the demo user: id `wamid.{id}`.
+pub fn whatsapp_text(id: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"from": DEMO_WHATSAPP_USER, "id": format!("wamid.{id}"),
+        "timestamp": "1763715600", "type": "text", "text": {"body": text}})
+}
+
+/// The queue message bodies the ingress would send for these WhatsApp changes.
+pub fn queued_whatsapp(changes: &[serde_json::Value]) -> Vec<String> {
+    let body = serde_json::json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": changes}]})
+    .to_string();
+    let notification = shared::meta::Notification::parse(body.as_bytes()).expect("notification");
+    let options =
+        shared::ingress::SplitOptions::for_body(body.as_bytes(), shared::clock::now_ms(), 1 << 20);
+    shared::ingress::meta_messages(&notification, &options)
+        .expect("messages")
+        .messages
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
 }
 
 /// The queue message bodies the ingress would send for these LINE events (to [`DEMO_BOT`]).

@@ -11,12 +11,16 @@
 //!   of the message must be deleted.
 //! - Messenger and Instagram: answers a text message through the Send API; ignores echoes, and
 //!   events of threads another app controls (`standby`).
+//! - WhatsApp: marks a text message read with the typing indicator and answers it in context
+//!   (quoting it); stays silent on statuses and echoes; never repeats an answer whose fate is
+//!   unknown, and sends nothing outside the 24-hour window (that needs a template).
 //! - Without access tokens it logs each event it handles (type, key, conversation), never its
 //!   content.
 
 use async_trait::async_trait;
-use shared::bot::{Bot, BotError, BotEvent, BotEventKind};
+use shared::bot::{Bot, BotError, BotEvent, BotEventKind, Permanent};
 use shared::clients::Clients;
+use shared::clients::whatsapp::{Problem, Recipient};
 use shared::clients::line::{is_invalid_reply_token, text_message};
 use shared::line::{self, EventKind, MessageContent};
 use shared::meta::{self, ItemList, MessagingKind};
@@ -141,9 +145,16 @@ async fn handle_meta(
     item: &meta::Item,
     clients: &Clients,
 ) -> Result<(), BotError> {
-    let meta::Item::Messaging(messaging) = item else {
-        log_event(event, "Meta change");
-        return Ok(());
+    let messaging = match item {
+        meta::Item::Messaging(messaging) => messaging,
+        meta::Item::Change(meta::Change {
+            value: meta::ChangeValue::WhatsApp(value),
+            ..
+        }) => return handle_whatsapp(event, value, clients).await,
+        meta::Item::Change(_) => {
+            log_event(event, "Meta change");
+            return Ok(());
+        }
     };
     if let MessagingKind::Message(message) = &messaging.kind
         && message.is_echo
@@ -167,6 +178,70 @@ async fn handle_meta(
     };
     client.send_text(sender, text, event.deadline).await?;
     log_event(event, "replied");
+    Ok(())
+}
+
+/// WhatsApp: marks each text message read (with the typing indicator) and answers it in context,
+/// quoting it. Statuses (sent, delivered, read, failed) are the answers' receipts: nothing to say.
+async fn handle_whatsapp(
+    event: &BotEvent,
+    value: &meta::WhatsAppValue,
+    clients: &Clients,
+) -> Result<(), BotError> {
+    if value.messages.is_empty() {
+        log_event(event, "WhatsApp statuses: not answering");
+        return Ok(());
+    }
+    let Some(client) = &clients.whatsapp else {
+        log_event(
+            event,
+            "WhatsApp message (no WHATSAPP_ACCESS_TOKEN: not answering)",
+        );
+        return Ok(());
+    };
+    let Some(number) = value
+        .metadata
+        .as_ref()
+        .and_then(|m| m.phone_number_id.as_deref())
+    else {
+        log_event(event, "WhatsApp message without the business number: not answering");
+        return Ok(());
+    };
+    for message in &value.messages {
+        let (meta::WhatsAppContent::Text(text), Some(id), Some(to)) =
+            (&message.content, &message.id, Recipient::of(message))
+        else {
+            log_event(event, "WhatsApp message that is not text: not answering");
+            continue;
+        };
+        let Some(body) = &text.body else { continue };
+        // Blue ticks and "typing…" while the answer is prepared; a failure here costs nothing.
+        if let Err(error) = client.mark_read(number, id, true, event.deadline).await {
+            tracing::warn!(key = %event.key, %error, "not marked read");
+        }
+        match client
+            .send_text(number, &to, body, Some(id), event.deadline)
+            .await
+        {
+            Ok(_) => log_event(event, "replied"),
+            // Retrying cannot help: past the 24-hour window only a template may be sent, and an
+            // undeliverable user stays so. A send whose fate is unknown is not repeated either,
+            // so that the user never gets the answer twice.
+            Err(error)
+                if matches!(
+                    error.problem,
+                    Problem::OutsideWindow | Problem::Undeliverable | Problem::Unknown
+                ) =>
+            {
+                tracing::warn!(key = %event.key, %error, "WhatsApp answer not sent; not retrying");
+            }
+            Err(error) if error.problem == Problem::Refused => {
+                return Err(Permanent::boxed(error.to_string()));
+            }
+            // Rate limits: the queue brings the event back later.
+            Err(error) => return Err(error.into()),
+        }
+    }
     Ok(())
 }
 

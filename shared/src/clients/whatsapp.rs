@@ -152,7 +152,7 @@ pub enum Problem {
 /// A Cloud API call that did not succeed.
 #[derive(Debug, thiserror::Error)]
 #[error("WhatsApp Cloud API {operation}: {problem:?}{}: {message}", code.map(|c| format!(" (code {c})")).unwrap_or_default())]
-pub struct WhatsAppError {
+pub struct CloudApiError {
     pub operation: &'static str,
     pub problem: Problem,
     /// Meta's error code, when Meta answered with one.
@@ -252,7 +252,7 @@ impl WhatsAppClient {
         text: &str,
         reply_to: Option<&str>,
         deadline: Instant,
-    ) -> Result<Sent, WhatsAppError> {
+    ) -> Result<Sent, CloudApiError> {
         self.send(phone_number_id, to, &Outgoing::text(text), reply_to, deadline)
             .await
     }
@@ -267,7 +267,7 @@ impl WhatsAppClient {
         message: &Outgoing,
         reply_to: Option<&str>,
         deadline: Instant,
-    ) -> Result<Sent, WhatsAppError> {
+    ) -> Result<Sent, CloudApiError> {
         let mut body = serde_json::Map::new();
         body.insert("messaging_product".into(), json!("whatsapp"));
         body.insert("recipient_type".into(), json!("individual"));
@@ -285,7 +285,7 @@ impl WhatsAppClient {
                     Wait::Pair { .. } => (Problem::PairRateLimit, "this user's pair rate"),
                     Wait::Number { .. } => (Problem::Throughput, "this number's throughput"),
                 };
-                return Err(WhatsAppError {
+                return Err(CloudApiError {
                     operation: "send",
                     problem,
                     code: None,
@@ -343,7 +343,7 @@ impl WhatsAppClient {
         message_id: &str,
         typing: bool,
         deadline: Instant,
-    ) -> Result<(), WhatsAppError> {
+    ) -> Result<(), CloudApiError> {
         let mut body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": message_id});
         if typing {
             body["typing_indicator"] = json!({"type": "text"});
@@ -367,13 +367,13 @@ impl WhatsAppClient {
         mime_type: &str,
         filename: &str,
         deadline: Instant,
-    ) -> Result<String, WhatsAppError> {
+    ) -> Result<String, CloudApiError> {
         let url = format!("{}/{}/media", self.base, phone_number_id);
-        let form = || -> Result<reqwest::multipart::Form, WhatsAppError> {
+        let form = || -> Result<reqwest::multipart::Form, CloudApiError> {
             let part = reqwest::multipart::Part::stream(bytes.clone())
                 .file_name(filename.to_owned())
                 .mime_str(mime_type)
-                .map_err(|_| WhatsAppError {
+                .map_err(|_| CloudApiError {
                     operation: "upload media",
                     problem: Problem::Refused,
                     code: None,
@@ -402,7 +402,7 @@ impl WhatsAppClient {
         answer["id"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| WhatsAppError {
+            .ok_or_else(|| CloudApiError {
                 operation: "upload media",
                 problem: Problem::Refused,
                 code: None,
@@ -466,8 +466,8 @@ impl WhatsAppClient {
     }
 }
 
-fn unknown(operation: &'static str, message: &str) -> WhatsAppError {
-    WhatsAppError {
+fn unknown(operation: &'static str, message: &str) -> CloudApiError {
+    CloudApiError {
         operation,
         problem: Problem::Unknown,
         code: None,
@@ -476,14 +476,14 @@ fn unknown(operation: &'static str, message: &str) -> WhatsAppError {
 }
 
 /// Meta's error object: `{"error": {"message", "type", "code", "error_subcode", "error_data"}}`.
-async fn read_error(operation: &'static str, status: u16, response: reqwest::Response) -> WhatsAppError {
+async fn read_error(operation: &'static str, status: u16, response: reqwest::Response) -> CloudApiError {
     let answer: Value = response.json().await.unwrap_or_default();
     let code = answer["error"]["code"].as_i64();
     let message = answer["error"]["message"]
         .as_str()
         .map(|m| m.chars().take(300).collect())
         .unwrap_or_else(|| format!("status {status}"));
-    WhatsAppError {
+    CloudApiError {
         operation,
         problem: problem_of(code, status),
         code,
@@ -491,13 +491,13 @@ async fn read_error(operation: &'static str, status: u16, response: reqwest::Res
     }
 }
 
-fn from_api(operation: &'static str, error: ApiError) -> WhatsAppError {
+fn from_api(operation: &'static str, error: ApiError) -> CloudApiError {
     let problem = match &error {
         ApiError::Refused { status, .. } => problem_of(None, *status),
         ApiError::Unavailable { .. } => Problem::Unknown,
         _ => Problem::Refused,
     };
-    WhatsAppError {
+    CloudApiError {
         operation,
         problem,
         code: None,

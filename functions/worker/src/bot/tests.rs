@@ -20,7 +20,11 @@ struct Setup {
 impl Setup {
     async fn new() -> Setup {
         let server = MockServer::start().await;
-        for (verb, route) in [("POST", "/v2/bot/message/reply"), ("POST", "/me/messages")] {
+        for (verb, route) in [
+            ("POST", "/v2/bot/message/reply"),
+            ("POST", "/me/messages"),
+            ("POST", "/106540352242922/messages"),
+        ] {
             Mock::given(method(verb))
                 .and(path(route))
                 .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -177,4 +181,38 @@ async fn answers_messenger_and_ignores_echoes() {
     assert_eq!(sent["recipient"]["id"], "2460000000000001");
     assert_eq!(sent["message"]["text"], "Hello from Messenger");
     assert_eq!(sends[0].headers["authorization"], "Bearer test-page-token");
+}
+
+#[tokio::test]
+async fn answers_whatsapp_in_context_after_marking_it_read_and_ignores_statuses() {
+    let setup = Setup::new().await;
+    let status = |status: &str| {
+        json!([{"id": "wamid.OUT1", "status": status, "timestamp": "1763715601",
+                "recipient_id": testkit::DEMO_WHATSAPP_USER}])
+    };
+    let bodies = testkit::queued_whatsapp(&[
+        testkit::whatsapp_change(json!([testkit::whatsapp_text("W1", "hola")]), json!([])),
+        testkit::whatsapp_change(json!([]), status("delivered")),
+        testkit::whatsapp_change(json!([]), status("read")),
+        // A coexistence echo: the business's own message from the WhatsApp Business app.
+        json!({"field": "smb_message_echoes", "value": {"messaging_product": "whatsapp",
+               "message_echoes": [{"from": "15550783881", "to": testkit::DEMO_WHATSAPP_USER,
+                                   "id": "wamid.ECHO", "type": "text", "text": {"body": "sent from the app"}}]}}),
+    ]);
+    assert_eq!(setup.run(&bodies).await, 0);
+    let calls: Vec<Value> = setup
+        .requests("/106540352242922/messages")
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    assert_eq!(calls.len(), 2, "mark read, then one answer: {calls:?}");
+    assert_eq!(
+        calls[0],
+        json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.W1",
+               "typing_indicator": {"type": "text"}})
+    );
+    assert_eq!(calls[1]["to"], testkit::DEMO_WHATSAPP_USER);
+    assert_eq!(calls[1]["context"], json!({"message_id": "wamid.W1"}));
+    assert_eq!(calls[1]["text"]["body"], "hola");
 }
