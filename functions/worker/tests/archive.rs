@@ -111,6 +111,20 @@ impl Setup {
             })))
             .mount(&server)
             .await;
+        // WhatsApp media: the id gives a URL, the URL (with the token) the file.
+        Mock::given(method("GET"))
+            .and(path("/1013859600285441"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "messaging_product": "whatsapp", "url": format!("{}/wa-file/1013859600285441", server.uri()),
+                "mime_type": "image/jpeg", "sha256": "x", "file_size": 10, "id": "1013859600285441"})))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/wa-file/1013859600285441"))
+            .and(wiremock::matchers::header("authorization", "Bearer test-whatsapp-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(jpeg("wa-photo"), "image/jpeg"))
+            .mount(&server)
+            .await;
         Mock::given(method("GET"))
             .and(path("/cdn/photo.png"))
             .respond_with(ResponseTemplate::new(200).set_body_raw(PNG.to_vec(), "image/png"))
@@ -274,6 +288,7 @@ async fn run_all(backend: impl Fn() -> Backend) {
     media_that_stays_unavailable_is_given_up(Setup::new(backend()).await).await;
     follow_stores_the_profile(Setup::new(backend()).await).await;
     meta_messages_attachments_and_edits(Setup::new(backend()).await).await;
+    whatsapp_messages_media_revokes_edits_and_statuses(Setup::new(backend()).await).await;
 }
 
 #[ignore = "needs moto: scripts/test.sh runs it; or set GATEWAY_TEST_AWS_ENDPOINT and pass --include-ignored"]
@@ -674,6 +689,94 @@ async fn meta_messages_attachments_and_edits(setup: Setup) {
         setup.media.get(&media[0].object_key).await.expect("get"),
         None
     );
+}
+
+async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
+    let t = 1_763_716_200;
+    let message = |id: &str, at: i64, body: Value| {
+        let mut message = json!({"from": testkit::DEMO_WHATSAPP_USER, "id": id, "timestamp": at.to_string()});
+        if let (Some(message), Some(body)) = (message.as_object_mut(), body.as_object()) {
+            message.extend(body.clone());
+        }
+        message
+    };
+    let queue = |messages: Value, statuses: Value| {
+        let bodies = testkit::queued_whatsapp(&[testkit::whatsapp_change(messages, statuses)]);
+        bodies
+            .into_iter()
+            .map(|body| {
+                let envelope: Value = serde_json::from_str(&body).expect("envelope");
+                QueueMessage {
+                    key: envelope["key"].as_str().unwrap_or_default().to_owned(),
+                    conversation: envelope["conversation"].as_str().unwrap_or_default().to_owned(),
+                    platform: shared::Platform::Meta,
+                    body,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let text = queue(
+        json!([message("wamid.T1", t, json!({"type": "text", "text": {"body": "hola"}}))]),
+        json!([]),
+    );
+    let photo = queue(
+        json!([message("wamid.P1", t + 1, json!({"type": "image", "image": {
+            "id": "1013859600285441", "mime_type": "image/jpeg", "sha256": "x", "caption": "my cat"}}))]),
+        json!([]),
+    );
+    let edit = queue(
+        json!([message("wamid.E1", t + 5, json!({"type": "edit", "edit": {
+            "original_message_id": "wamid.T1",
+            "message": {"type": "text", "text": {"body": "hola!"}}}}))]),
+        json!([]),
+    );
+    let revoke = queue(
+        json!([message("wamid.R1", t + 9, json!({"type": "revoke", "revoke": {"original_message_id": "wamid.P1"}}))]),
+        json!([]),
+    );
+    let status = |kind: &str, at: i64| {
+        let mut status = json!({"id": "wamid.OUT1", "status": kind, "timestamp": at.to_string(),
+            "recipient_id": testkit::DEMO_WHATSAPP_USER});
+        if kind == "failed" {
+            status["errors"] = json!([{"code": 131026, "title": "Message undeliverable"}]);
+        }
+        queue(json!([]), json!([status]))
+    };
+    let worker = setup.worker();
+    for queue in [&text, &photo, &edit, &text, &status("read", t + 3), &status("delivered", t + 2)] {
+        let outcomes = deliver(&worker, queue).await;
+        assert!(outcomes.iter().all(|o| !o.is_failure()), "{outcomes:?}");
+    }
+    let conversation = text[0].conversation.clone();
+    let history = setup.history(&conversation).await;
+    let by_id = |id: &str| history.iter().find(|m| m.message_id == id).cloned();
+    let hola = by_id("wamid.T1").expect("the text is archived");
+    assert_eq!(hola.text.as_deref(), Some("hola!"), "the edit applied");
+    assert!(hola.edited);
+    assert_eq!(hola.sender.as_deref(), Some(testkit::DEMO_WHATSAPP_USER));
+    let cat = by_id("wamid.P1").expect("the photo is archived");
+    assert_eq!(cat.kind, "image");
+    assert_eq!(cat.text.as_deref(), Some("my cat"));
+    assert!(matches!(cat.media[0].state, MediaState::Stored { .. }), "{:?}", cat.media);
+    let object = cat.media[0].object_key.clone();
+    assert_eq!(
+        setup.media.get(&object).await.expect("get").map(|(_, b)| b),
+        Some(bytes::Bytes::from(jpeg("wa-photo"))),
+        "fetched through its media id, with the token"
+    );
+    // The statuses of a message the business sent: the furthest wins, whatever their order.
+    let sent = setup
+        .store
+        .load(&status("read", 0)[0].conversation, "wamid.OUT1")
+        .await
+        .expect("load")
+        .expect("a record of the sent message");
+    assert_eq!(sent.delivery.map(|d| d.status), Some("read".to_owned()));
+
+    // The user deletes the photo: its record and file go.
+    assert!(deliver(&worker, &revoke).await.iter().all(|o| !o.is_failure()));
+    assert!(setup.history(&conversation).await.iter().all(|m| m.message_id != "wamid.P1"));
+    assert_eq!(setup.media.get(&object).await.expect("get"), None);
 }
 
 /// A media store that takes its time to store (as S3 does for a large object) and records the

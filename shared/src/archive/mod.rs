@@ -48,8 +48,8 @@ mod record;
 pub use object_key::{object_key, safe_segment};
 pub use plan::{Plan, plan};
 pub use record::{
-    ArchivedMessage, ArchivedProfile, Change, Incoming, Media, MediaSource, MediaState, Merge,
-    MessageState, merge,
+    ArchivedMessage, ArchivedProfile, Change, Delivery, Incoming, Media, MediaSource, MediaState,
+    Merge, MessageState, merge,
 };
 
 use crate::bot::BotEvent;
@@ -201,18 +201,40 @@ impl Archive {
                 }
             }
             Plan::Change(change) => {
-                let record = self.apply(&change).await?;
-                match record {
-                    Some(record) if record.state == MessageState::Unsent => {
-                        self.delete_media(record).await
-                    }
-                    Some(record) => {
-                        self.fetch_media(record, clients, event.deadline, last_attempt)
-                            .await
-                    }
-                    None => Ok(()),
-                }
+                self.change(&change, clients, event.deadline, last_attempt)
+                    .await
             }
+            Plan::Changes(changes) => {
+                // Every change is tried; the first failure is reported (and the event retried:
+                // the changes that were applied are then unchanged).
+                let mut first_failure = None;
+                for change in &changes {
+                    if let Err(failure) = self
+                        .change(change, clients, event.deadline, last_attempt)
+                        .await
+                    {
+                        first_failure.get_or_insert(failure);
+                    }
+                }
+                first_failure.map_or(Ok(()), Err)
+            }
+        }
+    }
+
+    async fn change(
+        &self,
+        change: &Change,
+        clients: &Clients,
+        deadline: Instant,
+        last_attempt: bool,
+    ) -> Result<(), ArchiveFailure> {
+        match self.apply(change).await? {
+            Some(record) if record.state == MessageState::Unsent => self.delete_media(record).await,
+            Some(record) => {
+                self.fetch_media(record, clients, deadline, last_attempt)
+                    .await
+            }
+            None => Ok(()),
         }
     }
 
@@ -381,6 +403,43 @@ impl Archive {
                 crate::clients::download(
                     "media URL",
                     || self.http.get(url.clone()),
+                    deadline,
+                    self.config.max_media_bytes,
+                    Some(&self.in_flight),
+                )
+                .await
+            }
+            MediaSource::WhatsappMedia { media_id } => {
+                let Some(whatsapp) = &clients.whatsapp else {
+                    return Err(Fetch::Permanent(
+                        "WHATSAPP_ACCESS_TOKEN is not set: WhatsApp media cannot be fetched".into(),
+                    ));
+                };
+                // The id gives a URL valid for about 5 minutes: asked for on every attempt.
+                let info = match whatsapp.media_info(media_id, deadline).await {
+                    Ok(info) => info,
+                    Err(error @ ApiError::Unavailable { .. }) => return Err(Fetch::Later(error)),
+                    Err(error) => return Err(Fetch::Permanent(error.to_string())),
+                };
+                if info
+                    .file_size
+                    .is_some_and(|size| size > self.config.max_media_bytes as u64)
+                {
+                    return Err(Fetch::Permanent(format!(
+                        "larger than the limit of {} bytes",
+                        self.config.max_media_bytes
+                    )));
+                }
+                let url = match reqwest::Url::parse(&info.url) {
+                    Ok(url) => url,
+                    Err(_) => return Err(Fetch::Permanent("not fetched: not a URL".into())),
+                };
+                if let Some(reason) = self.config.fetch.refuse(&url) {
+                    return Err(Fetch::Permanent(format!("not fetched: {reason}")));
+                }
+                crate::clients::download(
+                    "WhatsApp media",
+                    || whatsapp.authorize(self.http.get(url.clone())),
                     deadline,
                     self.config.max_media_bytes,
                     Some(&self.in_flight),

@@ -1,15 +1,17 @@
 //! What one event asks of the archive, read from the typed event.
 
-use super::{Change, Incoming, MediaSource};
+use super::{Change, Delivery, Incoming, MediaSource};
 use crate::bot::{BotEvent, BotEventKind};
 use crate::line::{self, EventKind, MessageContent};
-use crate::meta::{self, Item, MessagingKind};
+use crate::meta::{self, Item, MessagingKind, WhatsAppContent};
 use crate::platform::Platform;
 
 /// What the archive does with one event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     Change(Change),
+    /// Several changes (a WhatsApp notification's messages and statuses).
+    Changes(Vec<Change>),
     /// LINE `follow`: fetch and store the user's profile.
     Profile {
         conversation: String,
@@ -102,8 +104,13 @@ fn plan_line(event: &BotEvent, line: &line::Event) -> Plan {
 }
 
 fn plan_meta(event: &BotEvent, item: &Item) -> Plan {
-    let Item::Messaging(messaging) = item else {
-        return Plan::Nothing;
+    let messaging = match item {
+        Item::Messaging(messaging) => messaging,
+        Item::Change(meta::Change {
+            value: meta::ChangeValue::WhatsApp(value),
+            ..
+        }) => return plan_whatsapp(event, value),
+        Item::Change(_) => return Plan::Nothing,
     };
     let at = messaging.timestamp.or(event.timestamp).unwrap_or(0);
     let sender = messaging.sender.as_ref().and_then(|p| p.id.clone());
@@ -169,5 +176,94 @@ fn plan_meta(event: &BotEvent, item: &Item) -> Plan {
             None => Plan::Nothing,
         },
         _ => Plan::Nothing,
+    }
+}
+
+/// WhatsApp: each message stored like the others (media by its id; `revoke` unsends, `edit`
+/// edits the original), each status kept as the delivery state of the message it names.
+fn plan_whatsapp(event: &BotEvent, value: &meta::WhatsAppValue) -> Plan {
+    // WhatsApp gives seconds.
+    let at = |seconds: Option<i64>| {
+        seconds
+            .map(|s| s.saturating_mul(1000))
+            .or(event.timestamp)
+            .unwrap_or(0)
+    };
+    let incoming = |message: &meta::WhatsAppMessage, message_id: String| {
+        let content = &message.content;
+        let media = content
+            .media()
+            .and_then(|m| m.id.clone())
+            .map(|media_id| {
+                vec![(
+                    "content".to_owned(),
+                    MediaSource::WhatsappMedia { media_id },
+                )]
+            })
+            .unwrap_or_default();
+        let text = match content {
+            WhatsAppContent::Text(text) => text.body.clone(),
+            other => other.media().and_then(|m| m.caption.clone()),
+        };
+        Incoming {
+            platform: Platform::Meta,
+            conversation: event.conversation.clone(),
+            message_id,
+            sender: message.from.clone().or_else(|| message.from_user_id.clone()),
+            at: at(message.timestamp),
+            edit_number: 0,
+            kind: content.type_name().to_owned(),
+            text,
+            event: raw_json(event),
+            media,
+        }
+    };
+    let mut changes = Vec::new();
+    for message in &value.messages {
+        match &message.content {
+            WhatsAppContent::Revoke(revoke) => {
+                if let Some(original) = &revoke.original_message_id {
+                    changes.push(Change::Unsend {
+                        platform: Platform::Meta,
+                        conversation: event.conversation.clone(),
+                        message_id: original.clone(),
+                        at: at(message.timestamp),
+                    });
+                }
+            }
+            WhatsAppContent::Edit(edit) => {
+                if let (Some(original), Some(new)) = (&edit.original_message_id, &edit.message) {
+                    let mut edited = incoming(new, original.clone());
+                    edited.at = at(message.timestamp.or(new.timestamp));
+                    edited.media = Vec::new();
+                    changes.push(Change::Edit(edited));
+                }
+            }
+            _ => {
+                if let Some(id) = &message.id {
+                    changes.push(Change::Message(incoming(message, id.clone())));
+                }
+            }
+        }
+    }
+    for status in &value.statuses {
+        let (Some(id), Some(kind)) = (&status.id, &status.status) else {
+            continue;
+        };
+        changes.push(Change::Status {
+            platform: Platform::Meta,
+            conversation: event.conversation.clone(),
+            message_id: id.clone(),
+            delivery: Delivery {
+                status: kind.as_str().to_owned(),
+                at: at(status.timestamp),
+                error_code: status.errors.first().and_then(|e| e.code),
+            },
+        });
+    }
+    match changes.len() {
+        0 => Plan::Nothing,
+        1 => changes.pop().map_or(Plan::Nothing, Plan::Change),
+        _ => Plan::Changes(changes),
     }
 }

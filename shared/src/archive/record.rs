@@ -21,6 +21,9 @@ pub enum MediaSource {
     LineContent { message_id: String, preview: bool },
     /// A URL the platform gave (Meta attachments).
     Url { url: String },
+    /// A WhatsApp media id: its URL (valid about 5 minutes) is asked for when the file is
+    /// fetched, then the file downloaded with the access token.
+    WhatsappMedia { media_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +76,9 @@ pub struct ArchivedMessage {
     /// Media objects of an unsent message still to delete.
     #[serde(default)]
     pub pending_deletes: Vec<String>,
+    /// The delivery state of a message the business sent (WhatsApp statuses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
     /// When the record (and its media) expire, in milliseconds since the epoch.
     pub expires_at_ms: i64,
     /// Bumped by every write; the compare-and-swap version.
@@ -92,6 +98,38 @@ impl ArchivedMessage {
 
     pub fn is_expired(&self, now_ms: i64) -> bool {
         self.expires_at_ms <= now_ms
+    }
+}
+
+/// Where a sent message has got to: WhatsApp's latest status of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `sent`, `delivered`, `read`, `played`, `failed`, `deleted`, or a newer one.
+    pub status: String,
+    /// The status's time, in milliseconds since the epoch.
+    pub at: i64,
+    /// The error code of a `failed` status (131026 undeliverable, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+}
+
+impl Delivery {
+    /// Statuses arrive out of order (a `read` before its `delivered`): a later stage wins, a
+    /// failure or deletion ends it.
+    fn rank(&self) -> u8 {
+        match self.status.as_str() {
+            "sent" => 1,
+            "delivered" => 2,
+            "read" => 3,
+            "played" | "failed" => 4,
+            "deleted" => 5,
+            _ => 0,
+        }
+    }
+
+    /// True when `self` says more than `other`.
+    pub fn supersedes(&self, other: &Delivery) -> bool {
+        (self.rank(), self.at) > (other.rank(), other.at)
     }
 }
 
@@ -165,19 +203,29 @@ pub enum Change {
         message_id: String,
         at: i64,
     },
+    /// A status of a message the business sent (WhatsApp): kept as its [`Delivery`]. A status of
+    /// a message the archive has not stored makes a record of kind `outgoing` for it.
+    Status {
+        platform: Platform,
+        conversation: String,
+        message_id: String,
+        delivery: Delivery,
+    },
 }
 
 impl Change {
     pub(crate) fn conversation(&self) -> &str {
         match self {
             Change::Message(m) | Change::Edit(m) => &m.conversation,
-            Change::Unsend { conversation, .. } => conversation,
+            Change::Unsend { conversation, .. } | Change::Status { conversation, .. } => {
+                conversation
+            }
         }
     }
     pub(crate) fn message_id(&self) -> &str {
         match self {
             Change::Message(m) | Change::Edit(m) => &m.message_id,
-            Change::Unsend { message_id, .. } => message_id,
+            Change::Unsend { message_id, .. } | Change::Status { message_id, .. } => message_id,
         }
     }
 }
@@ -220,10 +268,37 @@ pub fn merge(
                 event: m.event.clone(),
                 media: m.media(),
                 pending_deletes: Vec::new(),
+                delivery: None,
                 expires_at_ms,
                 version,
             })
         }
+        (
+            None,
+            Change::Status {
+                platform,
+                conversation,
+                message_id,
+                delivery,
+            },
+        ) => Merge::Write(ArchivedMessage {
+            platform: *platform,
+            conversation: conversation.clone(),
+            message_id: message_id.clone(),
+            state: MessageState::Stored,
+            sender: None,
+            sent_at: None,
+            text_version: (delivery.at, 0),
+            edited: false,
+            kind: "outgoing".into(),
+            text: None,
+            event: None,
+            media: Vec::new(),
+            pending_deletes: Vec::new(),
+            delivery: Some(delivery.clone()),
+            expires_at_ms,
+            version,
+        }),
         (
             None,
             Change::Unsend {
@@ -246,6 +321,7 @@ pub fn merge(
             event: None,
             media: Vec::new(),
             pending_deletes: Vec::new(),
+            delivery: None,
             expires_at_ms,
             version,
         }),
@@ -277,6 +353,19 @@ pub fn merge(
             record.text = m.text.clone();
             record.text_version = (m.at, m.edit_number);
             record.edited = true;
+            record.expires_at_ms = expires_at_ms;
+            record.version = version;
+            Merge::Write(record)
+        }
+        (Some(mut record), Change::Status { delivery, .. }) => {
+            if record
+                .delivery
+                .as_ref()
+                .is_some_and(|current| !delivery.supersedes(current))
+            {
+                return Merge::Unchanged;
+            }
+            record.delivery = Some(delivery.clone());
             record.expires_at_ms = expires_at_ms;
             record.version = version;
             Merge::Write(record)
@@ -421,5 +510,37 @@ mod tests {
         ));
         assert_eq!(renewed.text.as_deref(), Some("new"));
         assert_eq!(renewed.version, 2);
+    }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    fn status(status: &str, at: i64) -> Change {
+        Change::Status {
+            platform: Platform::Meta,
+            conversation: "wa".into(),
+            message_id: "wamid.OUT".into(),
+            delivery: Delivery {
+                status: status.into(),
+                at,
+                error_code: None,
+            },
+        }
+    }
+
+    #[test]
+    fn statuses_out_of_order_end_with_the_furthest() {
+        let Merge::Write(sent) = merge(None, &status("sent", 1), 0, 9) else {
+            panic!("a stub for the sent message");
+        };
+        assert_eq!(sent.kind, "outgoing");
+        let Merge::Write(read) = merge(Some(sent), &status("read", 3), 0, 9) else {
+            panic!("read");
+        };
+        assert_eq!(merge(Some(read.clone()), &status("delivered", 2), 0, 9), Merge::Unchanged);
+        assert_eq!(merge(Some(read.clone()), &status("read", 3), 0, 9), Merge::Unchanged);
+        assert_eq!(read.delivery.map(|d| d.status), Some("read".to_owned()));
     }
 }
