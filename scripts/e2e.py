@@ -51,6 +51,11 @@ EXPECTED = {
     "meta-messenger-message.json": (200, 1),
     "meta-instagram-message.json": (200, 1),
     "meta-whatsapp-message.json": (200, 1),
+    "meta-whatsapp-image.json": (200, 1),
+    "meta-whatsapp-interactive-reply.json": (200, 1),
+    "meta-whatsapp-status-read.json": (200, 1),
+    "meta-whatsapp-status-failed.json": (200, 1),
+    "meta-whatsapp-revoke.json": (200, 1),
     "meta-batch.json": (200, 6),
 }
 # What the example bot must send, once each: LINE replies to the text message (the same

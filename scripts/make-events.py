@@ -157,6 +157,46 @@ meta_request("meta-whatsapp-message.json", {"object": "whatsapp_business_account
      "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551181"}],
      "messages": [{"from": "16315551181", "id": "wamid.DEMO1", "timestamp": str((T + 300) // 1000),
                    "type": "text", "text": {"body": "Hello from WhatsApp"}}]}}]}]})
+def whatsapp(name, i, messages=(), statuses=()):
+    """A WhatsApp `messages` notification from the demo user to the demo number."""
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"}}
+    if messages:
+        value["contacts"] = [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551181"}]
+        value["messages"] = list(messages)
+    if statuses:
+        value["statuses"] = list(statuses)
+    meta_request(name, {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": value}]}]})
+
+
+def wa_message(i, body):
+    m = {"from": "16315551181", "id": f"wamid.DEMO{i}", "timestamp": str((T + 300 + i) // 1000)}
+    m.update(body)
+    return m
+
+
+def wa_status(i, status, errors=None):
+    s = {"id": "wamid.OUT1", "status": status, "timestamp": str((T + 300 + i) // 1000),
+         "recipient_id": "16315551181",
+         "pricing": {"billable": True, "pricing_model": "PMP", "category": "utility", "type": "regular"}}
+    if errors:
+        s["errors"] = errors
+    return s
+
+
+whatsapp("meta-whatsapp-image.json", 2, messages=[wa_message(2, {"type": "image", "image": {
+    "caption": "the receipt", "mime_type": "image/jpeg",
+    "sha256": "Ttq/3oLvRVd5PCl7xo8TJx1wTSeXxs0UKEHjj0QNmXs=", "id": "1013859600285441"}})])
+whatsapp("meta-whatsapp-interactive-reply.json", 3, messages=[wa_message(3, {
+    "context": {"from": "15550783881", "id": "wamid.OUT1"},
+    "type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes"}}})])
+whatsapp("meta-whatsapp-status-read.json", 4, statuses=[wa_status(4, "read")])
+whatsapp("meta-whatsapp-status-failed.json", 5, statuses=[wa_status(5, "failed", errors=[{
+    "code": 131026, "title": "Message undeliverable", "message": "Message undeliverable",
+    "error_data": {"details": "Message Undeliverable."}}])])
+whatsapp("meta-whatsapp-revoke.json", 6, messages=[wa_message(6, {
+    "type": "revoke", "revoke": {"original_message_id": "wamid.DEMO2"}})])
 meta_request("meta-batch.json", {"object": "page", "entry": [
     {"id": PAGE, "time": T + 400, "messaging": [
         messaging(3, PSID, PAGE, {"message": {"mid": "m_demo-batch-1", "text": "first"}}),

@@ -64,6 +64,10 @@ impl FakeApis {
                 get(line_content),
             )
             .route("/meta/me/messages", post(meta_send))
+            .route("/meta/{number}/messages", post(whatsapp_messages))
+            .route("/meta/{number}/media", post(whatsapp_upload))
+            .route("/meta/{media}", get(whatsapp_media_info))
+            .route("/meta/wa-file/{media}", get(whatsapp_file))
             .route("/calls", get(calls))
             .with_state(Arc::clone(self))
     }
@@ -231,6 +235,99 @@ async fn meta_send(State(fake): State<Arc<FakeApis>>, Json(body): Json<Value>) -
     let count = fake.calls.lock().map(|c| c.len()).unwrap_or(0);
     fake.record(json!({"api": "meta.send", "to": to, "message": body["message"]}));
     Json(json!({"recipient_id": to, "message_id": format!("m_fake_{count}")})).into_response()
+}
+
+/// The Cloud API's `POST /{phone-number-id}/messages`: a send, or (with `status: read`) a read
+/// receipt. Refuses what the Cloud API refuses: no `messaging_product`, no recipient.
+async fn whatsapp_messages(
+    State(fake): State<Arc<FakeApis>>,
+    Path(number): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    if body["messaging_product"] != "whatsapp" {
+        return whatsapp_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "(#100) The parameter messaging_product is required.",
+        );
+    }
+    if body["status"] == "read" {
+        let typing = body["typing_indicator"]["type"] == "text";
+        fake.say(format!(
+            "  → WhatsApp: {} marked read{}",
+            short(body["message_id"].as_str().unwrap_or("?")),
+            if typing { ", typing…" } else { "" }
+        ));
+        fake.record(json!({"api": "whatsapp.read", "number": number, "message_id": body["message_id"], "typing": typing}));
+        return Json(json!({"success": true})).into_response();
+    }
+    let Some(to) = body["to"].as_str().or_else(|| body["recipient"].as_str()) else {
+        return whatsapp_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "(#100) The parameter to is required.",
+        );
+    };
+    let kind = body["type"].as_str().unwrap_or("text");
+    let what = match kind {
+        "text" => format!("{:?}", body["text"]["body"].as_str().unwrap_or("")),
+        other => format!("[{other}]"),
+    };
+    let quoting = body["context"]["message_id"]
+        .as_str()
+        .map(|id| format!(" (replying to {})", short(id)))
+        .unwrap_or_default();
+    fake.say(format!("  → WhatsApp to {}: {what}{quoting}", short(to)));
+    let count = fake.calls.lock().map(|c| c.len()).unwrap_or(0);
+    fake.record(json!({"api": "whatsapp.send", "number": number, "to": to, "message": body}));
+    Json(
+        json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": format!("wamid.FAKE{count}")}]}),
+    )
+    .into_response()
+}
+
+async fn whatsapp_upload(
+    State(fake): State<Arc<FakeApis>>,
+    Path(number): Path<String>,
+) -> Response {
+    let count = fake.calls.lock().map(|c| c.len()).unwrap_or(0);
+    fake.record(json!({"api": "whatsapp.upload", "number": number}));
+    Json(json!({"id": format!("9{count:015}")})).into_response()
+}
+
+/// `GET /{media-id}`: the file's URL (here, on this fake), valid a few minutes on the real API.
+async fn whatsapp_media_info(
+    State(fake): State<Arc<FakeApis>>,
+    Path(media): Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    fake.record(json!({"api": "whatsapp.media", "media": media}));
+    Json(json!({"messaging_product": "whatsapp",
+                "url": format!("http://{host}{PREFIX}/meta/wa-file/{media}"),
+                "mime_type": "image/jpeg", "file_size": JPEG.len(), "id": media}))
+    .into_response()
+}
+
+/// The file itself; like the real one, only with the access token.
+async fn whatsapp_file(
+    State(fake): State<Arc<FakeApis>>,
+    Path(media): Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
+    if headers.get(http::header::AUTHORIZATION).is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    fake.record(json!({"api": "whatsapp.file", "media": media}));
+    ([("content-type", "image/jpeg")], JPEG).into_response()
+}
+
+fn whatsapp_error(status: StatusCode, code: i64, message: &str) -> Response {
+    (status, Json(json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "FAKE"}}))).into_response()
 }
 
 async fn calls(State(fake): State<Arc<FakeApis>>) -> Json<Value> {

@@ -172,6 +172,7 @@ pub async fn serve(
             Clients::from_vars(|name| match name {
                 "LINE_CHANNEL_ACCESS_TOKEN" => Some("playground-line-token".into()),
                 "META_PAGE_ACCESS_TOKEN" => Some("playground-page-token".into()),
+                "WHATSAPP_ACCESS_TOKEN" => Some("playground-whatsapp-token".into()),
                 "LINE_API_BASE_URL" => Some(format!("{base}/line")),
                 "LINE_DATA_API_BASE_URL" => Some(format!("{base}/line-data")),
                 "META_GRAPH_API_BASE_URL" => Some(format!("{base}/meta")),
@@ -222,8 +223,14 @@ pub async fn serve(
         .with_dead_letters(Arc::new(dead_letters))
         .with_claims(claims);
         if settings.archive {
-            let archive_config = ArchiveConfig::from_vars(|name| std::env::var(name).ok())
+            let mut archive_config = ArchiveConfig::from_vars(|name| std::env::var(name).ok())
                 .map_err(|e| fail("configuration", e))?;
+            if fakes.is_some() {
+                // The playground's media (WhatsApp files) comes from its own fake API, on
+                // loopback; with the real APIs the fetch policy stays as configured.
+                archive_config.fetch =
+                    shared::clients::fetch::FetchPolicy::allowing_loopback_for_tests();
+            }
             let archive = Arc::new(SqliteArchive::new(db));
             worker = worker.with_archive(
                 Arc::new(Archive::new(archive.clone(), archive, archive_config)),
@@ -433,6 +440,7 @@ pub struct Outgoing {
 pub enum Platform {
     Line,
     Messenger,
+    Whatsapp,
 }
 
 /// The bot and user of the sample events in `events/`.
@@ -440,6 +448,9 @@ pub const DEMO_LINE_BOT: &str = "Uf00000000000000000000000000000b0";
 pub const DEMO_LINE_USER: &str = "U4af4980629000000000000000000c0de";
 pub const DEMO_PAGE: &str = "106000000000001";
 pub const DEMO_MESSENGER_USER: &str = "2460000000000001";
+pub const DEMO_WHATSAPP_ACCOUNT: &str = "102290129340398";
+pub const DEMO_WHATSAPP_NUMBER: &str = "106540352242922";
+pub const DEMO_WHATSAPP_USER: &str = "16315551181";
 
 /// A webhook body with one text message from `user` (the demo user by default), as the platform
 /// would send it, with fresh ids.
@@ -473,12 +484,26 @@ pub fn text_event(platform: Platform, text: &str, user: Option<&str>) -> Outgoin
                 }]
             }]
         }),
+        Platform::Whatsapp => serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{
+                "id": DEMO_WHATSAPP_ACCOUNT,
+                "changes": [{"field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": DEMO_WHATSAPP_NUMBER},
+                    "contacts": [{"profile": {"name": "Demo user"}, "wa_id": user.unwrap_or(DEMO_WHATSAPP_USER)}],
+                    "messages": [{"from": user.unwrap_or(DEMO_WHATSAPP_USER),
+                        "id": format!("wamid.PLAYGROUND{unique}"), "timestamp": (now / 1000).to_string(),
+                        "type": "text", "text": {"body": text}}]
+                }}]
+            }]
+        }),
     };
     Outgoing {
         method: "POST".into(),
         path: match platform {
             Platform::Line => "/line".into(),
-            Platform::Messenger => "/meta".into(),
+            Platform::Messenger | Platform::Whatsapp => "/meta".into(),
         },
         body: body.to_string().into_bytes(),
         signature: None,

@@ -366,7 +366,10 @@ pub const DEMO_WHATSAPP_USER: &str = "16315551181";
 
 /// A WhatsApp `messages` change from the demo user to the demo number: `messages` and `statuses`
 /// as given.
-pub fn whatsapp_change(messages: serde_json::Value, statuses: serde_json::Value) -> serde_json::Value {
+pub fn whatsapp_change(
+    messages: serde_json::Value,
+    statuses: serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({"field": "messages", "value": {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550783881", "phone_number_id": DEMO_WHATSAPP_NUMBER},

@@ -93,7 +93,7 @@ async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
     };
     let client = testkit::sqs_client(&endpoint);
     // (file, status, messages expected in the queue)
-    let expectations: [(&str, i64, usize); 15] = [
+    let expectations: [(&str, i64, usize); 20] = [
         ("line-text-message.json", 200, 1),
         ("line-text-message-base64.json", 200, 1),
         ("line-follow.json", 200, 1),
@@ -108,6 +108,11 @@ async fn every_sample_event_gets_its_answer_and_exactly_its_messages() {
         ("meta-messenger-message.json", 200, 1),
         ("meta-instagram-message.json", 200, 1),
         ("meta-whatsapp-message.json", 200, 1),
+        ("meta-whatsapp-image.json", 200, 1),
+        ("meta-whatsapp-interactive-reply.json", 200, 1),
+        ("meta-whatsapp-status-read.json", 200, 1),
+        ("meta-whatsapp-status-failed.json", 200, 1),
+        ("meta-whatsapp-revoke.json", 200, 1),
         ("meta-batch.json", 200, 6),
     ];
     let files = testkit::event_files("line-").len() + testkit::event_files("meta-").len();

@@ -20,8 +20,8 @@
 use async_trait::async_trait;
 use shared::bot::{Bot, BotError, BotEvent, BotEventKind, Permanent};
 use shared::clients::Clients;
-use shared::clients::whatsapp::{Problem, Recipient};
 use shared::clients::line::{is_invalid_reply_token, text_message};
+use shared::clients::whatsapp::{Problem, Recipient};
 use shared::line::{self, EventKind, MessageContent};
 use shared::meta::{self, ItemList, MessagingKind};
 
@@ -204,7 +204,10 @@ async fn handle_whatsapp(
         .as_ref()
         .and_then(|m| m.phone_number_id.as_deref())
     else {
-        log_event(event, "WhatsApp message without the business number: not answering");
+        log_event(
+            event,
+            "WhatsApp message without the business number: not answering",
+        );
         return Ok(());
     };
     for message in &value.messages {

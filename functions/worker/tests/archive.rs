@@ -121,7 +121,10 @@ impl Setup {
             .await;
         Mock::given(method("GET"))
             .and(path("/wa-file/1013859600285441"))
-            .and(wiremock::matchers::header("authorization", "Bearer test-whatsapp-token"))
+            .and(wiremock::matchers::header(
+                "authorization",
+                "Bearer test-whatsapp-token",
+            ))
             .respond_with(ResponseTemplate::new(200).set_body_raw(jpeg("wa-photo"), "image/jpeg"))
             .mount(&server)
             .await;
@@ -694,7 +697,8 @@ async fn meta_messages_attachments_and_edits(setup: Setup) {
 async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
     let t = 1_763_716_200;
     let message = |id: &str, at: i64, body: Value| {
-        let mut message = json!({"from": testkit::DEMO_WHATSAPP_USER, "id": id, "timestamp": at.to_string()});
+        let mut message =
+            json!({"from": testkit::DEMO_WHATSAPP_USER, "id": id, "timestamp": at.to_string()});
         if let (Some(message), Some(body)) = (message.as_object_mut(), body.as_object()) {
             message.extend(body.clone());
         }
@@ -708,7 +712,10 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
                 let envelope: Value = serde_json::from_str(&body).expect("envelope");
                 QueueMessage {
                     key: envelope["key"].as_str().unwrap_or_default().to_owned(),
-                    conversation: envelope["conversation"].as_str().unwrap_or_default().to_owned(),
+                    conversation: envelope["conversation"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     platform: shared::Platform::Meta,
                     body,
                 }
@@ -716,22 +723,38 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
             .collect::<Vec<_>>()
     };
     let text = queue(
-        json!([message("wamid.T1", t, json!({"type": "text", "text": {"body": "hola"}}))]),
+        json!([message(
+            "wamid.T1",
+            t,
+            json!({"type": "text", "text": {"body": "hola"}})
+        )]),
         json!([]),
     );
     let photo = queue(
-        json!([message("wamid.P1", t + 1, json!({"type": "image", "image": {
-            "id": "1013859600285441", "mime_type": "image/jpeg", "sha256": "x", "caption": "my cat"}}))]),
+        json!([message(
+            "wamid.P1",
+            t + 1,
+            json!({"type": "image", "image": {
+            "id": "1013859600285441", "mime_type": "image/jpeg", "sha256": "x", "caption": "my cat"}})
+        )]),
         json!([]),
     );
     let edit = queue(
-        json!([message("wamid.E1", t + 5, json!({"type": "edit", "edit": {
+        json!([message(
+            "wamid.E1",
+            t + 5,
+            json!({"type": "edit", "edit": {
             "original_message_id": "wamid.T1",
-            "message": {"type": "text", "text": {"body": "hola!"}}}}))]),
+            "message": {"type": "text", "text": {"body": "hola!"}}}})
+        )]),
         json!([]),
     );
     let revoke = queue(
-        json!([message("wamid.R1", t + 9, json!({"type": "revoke", "revoke": {"original_message_id": "wamid.P1"}}))]),
+        json!([message(
+            "wamid.R1",
+            t + 9,
+            json!({"type": "revoke", "revoke": {"original_message_id": "wamid.P1"}})
+        )]),
         json!([]),
     );
     let status = |kind: &str, at: i64| {
@@ -743,7 +766,14 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
         queue(json!([]), json!([status]))
     };
     let worker = setup.worker();
-    for queue in [&text, &photo, &edit, &text, &status("read", t + 3), &status("delivered", t + 2)] {
+    for queue in [
+        &text,
+        &photo,
+        &edit,
+        &text,
+        &status("read", t + 3),
+        &status("delivered", t + 2),
+    ] {
         let outcomes = deliver(&worker, queue).await;
         assert!(outcomes.iter().all(|o| !o.is_failure()), "{outcomes:?}");
     }
@@ -757,7 +787,11 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
     let cat = by_id("wamid.P1").expect("the photo is archived");
     assert_eq!(cat.kind, "image");
     assert_eq!(cat.text.as_deref(), Some("my cat"));
-    assert!(matches!(cat.media[0].state, MediaState::Stored { .. }), "{:?}", cat.media);
+    assert!(
+        matches!(cat.media[0].state, MediaState::Stored { .. }),
+        "{:?}",
+        cat.media
+    );
     let object = cat.media[0].object_key.clone();
     assert_eq!(
         setup.media.get(&object).await.expect("get").map(|(_, b)| b),
@@ -774,8 +808,19 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
     assert_eq!(sent.delivery.map(|d| d.status), Some("read".to_owned()));
 
     // The user deletes the photo: its record and file go.
-    assert!(deliver(&worker, &revoke).await.iter().all(|o| !o.is_failure()));
-    assert!(setup.history(&conversation).await.iter().all(|m| m.message_id != "wamid.P1"));
+    assert!(
+        deliver(&worker, &revoke)
+            .await
+            .iter()
+            .all(|o| !o.is_failure())
+    );
+    assert!(
+        setup
+            .history(&conversation)
+            .await
+            .iter()
+            .all(|m| m.message_id != "wamid.P1")
+    );
     assert_eq!(setup.media.get(&object).await.expect("get"), None);
 }
 

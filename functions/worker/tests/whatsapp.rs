@@ -153,12 +153,24 @@ async fn mark_read_with_typing_upload_and_media_download() {
         .await
         .expect("marked read, after one retry: idempotent");
     let uploaded = client
-        .upload_media(NUMBER, bytes::Bytes::from_static(b"%PDF-1.7"), "application/pdf", "menu.pdf", soon())
+        .upload_media(
+            NUMBER,
+            bytes::Bytes::from_static(b"%PDF-1.7"),
+            "application/pdf",
+            "menu.pdf",
+            soon(),
+        )
         .await
         .expect("uploaded");
     assert_eq!(uploaded, "4490709327384033");
     let file = client
-        .download_media(&reqwest::Client::new(), "1013859600285441", soon(), 1024, None)
+        .download_media(
+            &reqwest::Client::new(),
+            "1013859600285441",
+            soon(),
+            1024,
+            None,
+        )
         .await
         .expect("downloaded with the token");
     assert_eq!(&file.bytes[..], b"\xff\xd8\xff\xe0");
@@ -184,7 +196,10 @@ async fn mark_read_with_typing_upload_and_media_download() {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    assert!(content_type.starts_with("multipart/form-data"), "{content_type}");
+    assert!(
+        content_type.starts_with("multipart/form-data"),
+        "{content_type}"
+    );
     let form = String::from_utf8_lossy(&upload.body);
     assert!(form.contains("name=\"messaging_product\"") && form.contains("whatsapp"));
     assert!(form.contains("filename=\"menu.pdf\"") && form.contains("%PDF-1.7"));
@@ -206,14 +221,23 @@ async fn errors_are_mapped_and_only_refused_sends_are_retried() {
             .await;
         let started = Instant::now();
         let error = client(&server, Duration::ZERO)
-            .send_text(NUMBER, &Recipient::Phone(USER.into()), "hi", None, started + Duration::from_millis(2_500))
+            .send_text(
+                NUMBER,
+                &Recipient::Phone(USER.into()),
+                "hi",
+                None,
+                started + Duration::from_millis(2_500),
+            )
             .await
             .expect_err("refused");
         assert_eq!(error.problem, problem, "{code}");
         assert_eq!(error.code, Some(code));
         let attempts = server.received_requests().await.unwrap_or_default().len();
         assert_eq!(attempts > 1, retried, "{code}: {attempts} attempts");
-        assert!(Instant::now() <= started + Duration::from_millis(2_600), "within the deadline");
+        assert!(
+            Instant::now() <= started + Duration::from_millis(2_600),
+            "within the deadline"
+        );
     }
 
     // A 5xx may have delivered the message: reported, never sent again.
@@ -227,7 +251,10 @@ async fn errors_are_mapped_and_only_refused_sends_are_retried() {
         .await
         .expect_err("unknown");
     assert_eq!(error.problem, Problem::Unknown);
-    assert_eq!(server.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -243,7 +270,13 @@ async fn concurrent_handlers_keep_the_pair_rate_to_one_user() {
         let client = client.clone();
         async move {
             client
-                .send_text(NUMBER, &Recipient::Phone(USER.into()), &format!("{i}"), None, soon())
+                .send_text(
+                    NUMBER,
+                    &Recipient::Phone(USER.into()),
+                    &format!("{i}"),
+                    None,
+                    soon(),
+                )
                 .await
                 .expect("sent");
             Instant::now() - started
@@ -265,10 +298,19 @@ async fn concurrent_handlers_keep_the_pair_rate_to_one_user() {
 
     // A turn that would come after the deadline: not sent at all.
     let error = client
-        .send_text(NUMBER, &Recipient::Phone(USER.into()), "late", None, Instant::now() + Duration::from_millis(150))
+        .send_text(
+            NUMBER,
+            &Recipient::Phone(USER.into()),
+            "late",
+            None,
+            Instant::now() + Duration::from_millis(150),
+        )
         .await
         .expect_err("no turn before the deadline");
     assert_eq!(error.problem, Problem::PairRateLimit);
     assert_eq!(error.code, None, "decided here, not by Meta");
-    assert_eq!(server.received_requests().await.unwrap_or_default().len(), 4);
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        4
+    );
 }

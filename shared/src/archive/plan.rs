@@ -209,7 +209,10 @@ fn plan_whatsapp(event: &BotEvent, value: &meta::WhatsAppValue) -> Plan {
             platform: Platform::Meta,
             conversation: event.conversation.clone(),
             message_id,
-            sender: message.from.clone().or_else(|| message.from_user_id.clone()),
+            sender: message
+                .from
+                .clone()
+                .or_else(|| message.from_user_id.clone()),
             at: at(message.timestamp),
             edit_number: 0,
             kind: content.type_name().to_owned(),

@@ -539,8 +539,14 @@ mod delivery_tests {
         let Merge::Write(read) = merge(Some(sent), &status("read", 3), 0, 9) else {
             panic!("read");
         };
-        assert_eq!(merge(Some(read.clone()), &status("delivered", 2), 0, 9), Merge::Unchanged);
-        assert_eq!(merge(Some(read.clone()), &status("read", 3), 0, 9), Merge::Unchanged);
+        assert_eq!(
+            merge(Some(read.clone()), &status("delivered", 2), 0, 9),
+            Merge::Unchanged
+        );
+        assert_eq!(
+            merge(Some(read.clone()), &status("read", 3), 0, 9),
+            Merge::Unchanged
+        );
         assert_eq!(read.delivery.map(|d| d.status), Some("read".to_owned()));
     }
 }

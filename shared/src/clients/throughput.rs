@@ -90,7 +90,12 @@ impl Throughput {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let pair = (number.to_owned(), user.to_owned());
-        let user_turn = state.next_to_user.get(&pair).copied().unwrap_or(now).max(now);
+        let user_turn = state
+            .next_to_user
+            .get(&pair)
+            .copied()
+            .unwrap_or(now)
+            .max(now);
         if user_turn > latest {
             return Err(Wait::Pair { until: user_turn });
         }
@@ -138,7 +143,11 @@ mod tests {
         limits.acquire("n1", "alice", far).await.unwrap();
         assert_eq!(Instant::now(), start + Duration::from_secs(6));
         limits.acquire("n2", "alice", far).await.unwrap();
-        assert_eq!(Instant::now(), start + Duration::from_secs(6), "another number");
+        assert_eq!(
+            Instant::now(),
+            start + Duration::from_secs(6),
+            "another number"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -146,7 +155,9 @@ mod tests {
         let limits = Throughput::new(Duration::from_secs(6), 80);
         let start = Instant::now();
         limits.acquire("n", "u", start).await.unwrap();
-        let refused = limits.acquire("n", "u", start + Duration::from_secs(2)).await;
+        let refused = limits
+            .acquire("n", "u", start + Duration::from_secs(2))
+            .await;
         assert_eq!(
             refused,
             Err(Wait::Pair {

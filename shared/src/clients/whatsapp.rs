@@ -92,9 +92,15 @@ impl Outgoing {
 
     fn write(&self, body: &mut serde_json::Map<String, Value>) {
         match self {
-            Outgoing::Text { body: text, preview_url } => {
+            Outgoing::Text {
+                body: text,
+                preview_url,
+            } => {
                 body.insert("type".into(), json!("text"));
-                body.insert("text".into(), json!({"preview_url": preview_url, "body": text}));
+                body.insert(
+                    "text".into(),
+                    json!({"preview_url": preview_url, "body": text}),
+                );
             }
             Outgoing::Media {
                 kind,
@@ -253,8 +259,14 @@ impl WhatsAppClient {
         reply_to: Option<&str>,
         deadline: Instant,
     ) -> Result<Sent, CloudApiError> {
-        self.send(phone_number_id, to, &Outgoing::text(text), reply_to, deadline)
-            .await
+        self.send(
+            phone_number_id,
+            to,
+            &Outgoing::text(text),
+            reply_to,
+            deadline,
+        )
+        .await
     }
 
     /// Sends `message`, after waiting for this user's and this number's turn (failing with
@@ -289,7 +301,9 @@ impl WhatsAppClient {
                     operation: "send",
                     problem,
                     code: None,
-                    message: format!("not sent: the next turn under {what} comes after the deadline"),
+                    message: format!(
+                        "not sent: the next turn under {what} comes after the deadline"
+                    ),
                 });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -312,9 +326,17 @@ impl WhatsAppClient {
                     continue;
                 }
                 Err(error) if error.is_timeout() => {
-                    return Err(unknown("send", "no answer in time: the message may have been sent"));
+                    return Err(unknown(
+                        "send",
+                        "no answer in time: the message may have been sent",
+                    ));
                 }
-                Err(_) => return Err(unknown("send", "the request failed: the message may have been sent")),
+                Err(_) => {
+                    return Err(unknown(
+                        "send",
+                        "the request failed: the message may have been sent",
+                    ));
+                }
             };
             let status = response.status().as_u16();
             if response.status().is_success() {
@@ -344,7 +366,8 @@ impl WhatsAppClient {
         typing: bool,
         deadline: Instant,
     ) -> Result<(), CloudApiError> {
-        let mut body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": message_id});
+        let mut body =
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": message_id});
         if typing {
             body["typing_indicator"] = json!({"type": "text"});
         }
@@ -476,7 +499,11 @@ fn unknown(operation: &'static str, message: &str) -> CloudApiError {
 }
 
 /// Meta's error object: `{"error": {"message", "type", "code", "error_subcode", "error_data"}}`.
-async fn read_error(operation: &'static str, status: u16, response: reqwest::Response) -> CloudApiError {
+async fn read_error(
+    operation: &'static str,
+    status: u16,
+    response: reqwest::Response,
+) -> CloudApiError {
     let answer: Value = response.json().await.unwrap_or_default();
     let code = answer["error"]["code"].as_i64();
     let message = answer["error"]["message"]
