@@ -807,6 +807,68 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
         .expect("a record of the sent message");
     assert_eq!(sent.delivery.map(|d| d.status), Some("read".to_owned()));
 
+    // Coexistence: what the business sent from the WhatsApp Business app lands in the same
+    // conversation, and its own revoke deletes it.
+    let echo = |body: Value| {
+        let change = json!({"field": "smb_message_echoes", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": testkit::DEMO_WHATSAPP_NUMBER},
+            "message_echoes": [body]}});
+        testkit::queued_whatsapp(&[change])
+            .into_iter()
+            .map(|body| {
+                let envelope: Value = serde_json::from_str(&body).expect("envelope");
+                QueueMessage {
+                    key: envelope["key"].as_str().unwrap_or_default().to_owned(),
+                    conversation: envelope["conversation"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    platform: shared::Platform::Meta,
+                    body,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let from_app = echo(
+        json!({"from": "15550783881", "to": testkit::DEMO_WHATSAPP_USER,
+        "id": "wamid.ECHO1", "timestamp": (t + 6).to_string(), "type": "text", "text": {"body": "we open at 9"}}),
+    );
+    assert_eq!(
+        from_app[0].conversation, conversation,
+        "the echo is in the user's conversation"
+    );
+    assert!(
+        deliver(&worker, &from_app)
+            .await
+            .iter()
+            .all(|o| !o.is_failure())
+    );
+    let stored = setup.history(&conversation).await;
+    let ours = stored
+        .iter()
+        .find(|m| m.message_id == "wamid.ECHO1")
+        .expect("the echo is archived");
+    assert_eq!(ours.sender.as_deref(), Some("15550783881"));
+    let taken_back = echo(
+        json!({"from": "15550783881", "to": testkit::DEMO_WHATSAPP_USER,
+        "id": "wamid.ECHO2", "timestamp": (t + 7).to_string(), "type": "revoke",
+        "revoke": {"original_message_id": "wamid.ECHO1"}}),
+    );
+    assert!(
+        deliver(&worker, &taken_back)
+            .await
+            .iter()
+            .all(|o| !o.is_failure())
+    );
+    assert!(
+        setup
+            .history(&conversation)
+            .await
+            .iter()
+            .all(|m| m.message_id != "wamid.ECHO1")
+    );
+
     // The user deletes the photo: its record and file go.
     assert!(
         deliver(&worker, &revoke)

@@ -222,7 +222,9 @@ fn plan_whatsapp(event: &BotEvent, value: &meta::WhatsAppValue) -> Plan {
         }
     };
     let mut changes = Vec::new();
-    for message in &value.messages {
+    // The user's messages, and the business's own from the WhatsApp Business app (coexistence
+    // echoes, its revokes and edits included): one conversation, the same rules.
+    for message in value.messages.iter().chain(&value.message_echoes) {
         match &message.content {
             WhatsAppContent::Revoke(revoke) => {
                 if let Some(original) = &revoke.original_message_id {

@@ -186,7 +186,7 @@ pub struct Change {
 /// The `value` of a change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChangeValue {
-    /// WhatsApp `messages` notifications.
+    /// WhatsApp `messages` notifications, and `smb_message_echoes` (coexistence).
     WhatsApp(WhatsAppValue),
     /// WhatsApp `user_preferences`: a user stopped or resumed marketing messages.
     UserPreferences(UserPreferencesValue),
@@ -216,7 +216,7 @@ impl Item {
                 let field = raw.field.unwrap_or_default();
                 let whatsapp = object == MetaObject::WhatsAppBusinessAccount.as_str();
                 let value = match field.as_str() {
-                    "messages" if whatsapp => ChangeValue::WhatsApp(
+                    "messages" | "smb_message_echoes" if whatsapp => ChangeValue::WhatsApp(
                         WhatsAppValue::deserialize(&raw.value).unwrap_or_default(),
                     ),
                     "user_preferences" if whatsapp => ChangeValue::UserPreferences(
@@ -433,6 +433,10 @@ struct WaHead {
     messages: Vec<WaItemHead>,
     #[serde(deserialize_with = "lenient::list")]
     statuses: Vec<WaItemHead>,
+    /// `smb_message_echoes`: what the business sent from the WhatsApp Business app
+    /// (coexistence), in the conversation of the user it went to.
+    #[serde(deserialize_with = "lenient::list")]
+    message_echoes: Vec<WaItemHead>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -454,6 +458,11 @@ struct WaItemHead {
     recipient_id: Option<String>,
     #[serde(deserialize_with = "lenient::option")]
     recipient_user_id: Option<String>,
+    /// Echoes: the user the business wrote to.
+    #[serde(deserialize_with = "lenient::id")]
+    to: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
+    to_user_id: Option<String>,
     #[serde(deserialize_with = "lenient::number")]
     timestamp: Option<i64>,
 }
@@ -462,6 +471,10 @@ impl WaItemHead {
     /// The user the item is about, as the typed view names them ([`WhatsAppMessage::sender`],
     /// [`Status::recipient`]): phone number while WhatsApp sends it, else the BSUID.
     fn user(&self) -> Option<&str> {
+        if self.to.is_some() || self.to_user_id.is_some() {
+            // An echo: from the business, about the user it went to.
+            return self.to.as_deref().or(self.to_user_id.as_deref());
+        }
         self.from
             .as_deref()
             .or(self.from_user_id.as_deref())
@@ -476,9 +489,12 @@ impl ChangeHead {
     }
 
     fn items(&self) -> impl Iterator<Item = &WaItemHead> {
-        self.value
-            .iter()
-            .flat_map(|v| v.messages.iter().chain(v.statuses.iter()))
+        self.value.iter().flat_map(|v| {
+            v.messages
+                .iter()
+                .chain(v.statuses.iter())
+                .chain(v.message_echoes.iter())
+        })
     }
 
     fn own_key(&self, object: &str, entry_id: &str) -> Option<String> {

@@ -1,5 +1,5 @@
 //! WhatsApp Cloud API notifications: the `value` of `entry[].changes[]` when `field` is
-//! `messages` (and `user_preferences`, `user_id_update`).
+//! `messages` or `smb_message_echoes` (and `user_preferences`, `user_id_update`).
 //!
 //! Every message type of the Cloud API's webhook reference is typed (text, image, video, audio,
 //! document, sticker, location, contacts, interactive, button, reaction, order, system, referral
@@ -30,6 +30,10 @@ pub struct WhatsAppValue {
     pub messages: Vec<WhatsAppMessage>,
     #[serde(deserialize_with = "lenient::list")]
     pub statuses: Vec<Status>,
+    /// `smb_message_echoes` (coexistence): messages the business sent from the WhatsApp Business
+    /// app, revokes and edits of its own included; `from` is the business's number.
+    #[serde(deserialize_with = "lenient::list")]
+    pub message_echoes: Vec<WhatsAppMessage>,
     /// Errors about the notification itself.
     #[serde(deserialize_with = "lenient::list")]
     pub errors: Vec<WhatsAppError>,
