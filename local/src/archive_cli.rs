@@ -94,8 +94,16 @@ pub async fn print_archive(
         println!("no messages in {}", shown(conversation));
     }
     for message in messages {
+        let delivery = message
+            .delivery
+            .as_ref()
+            .map(|d| match d.error_code {
+                Some(code) => format!("  ({}, error {code})", shown(&d.status)),
+                None => format!("  ({})", shown(&d.status)),
+            })
+            .unwrap_or_default();
         println!(
-            "{:>13}  {:<34} {:<8} {}{}",
+            "{:>13}  {:<34} {:<8} {}{}{delivery}",
             message.order_time(),
             shown(message.sender.as_deref().unwrap_or("-")),
             shown(&message.kind),

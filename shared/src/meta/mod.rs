@@ -276,7 +276,8 @@ pub struct ItemHead {
     ///   may change.
     pub key: String,
     /// The conversation: `meta:{page}:{user}` for Messenger and Instagram (the user is whichever
-    /// of sender and recipient is not the page), `meta:wa:{phone_number_id}:{wa_id}` for WhatsApp,
+    /// of sender and recipient is not the page), `meta:wa:{phone_number_id}:{wa_id}` for WhatsApp
+    /// (a coexistence echo: the user it went to),
     /// `meta:{entry id}` where there is no user.
     pub conversation: String,
     /// The event's time in milliseconds, where the item gives one.
