@@ -705,22 +705,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
         message
     };
     let queue = |messages: Value, statuses: Value| {
-        let bodies = testkit::queued_whatsapp(&[testkit::whatsapp_change(messages, statuses)]);
-        bodies
-            .into_iter()
-            .map(|body| {
-                let envelope: Value = serde_json::from_str(&body).expect("envelope");
-                QueueMessage {
-                    key: envelope["key"].as_str().unwrap_or_default().to_owned(),
-                    conversation: envelope["conversation"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    platform: shared::Platform::Meta,
-                    body,
-                }
-            })
-            .collect::<Vec<_>>()
+        whatsapp_queue(&[testkit::whatsapp_change(messages, statuses)])
     };
     let text = queue(
         json!([message(
@@ -814,21 +799,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550783881", "phone_number_id": testkit::DEMO_WHATSAPP_NUMBER},
             "message_echoes": [body]}});
-        testkit::queued_whatsapp(&[change])
-            .into_iter()
-            .map(|body| {
-                let envelope: Value = serde_json::from_str(&body).expect("envelope");
-                QueueMessage {
-                    key: envelope["key"].as_str().unwrap_or_default().to_owned(),
-                    conversation: envelope["conversation"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    platform: shared::Platform::Meta,
-                    body,
-                }
-            })
-            .collect::<Vec<_>>()
+        whatsapp_queue(&[change])
     };
     let from_app = echo(
         json!({"from": "15550783881", "to": testkit::DEMO_WHATSAPP_USER,
@@ -884,6 +855,25 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
             .all(|m| m.message_id != "wamid.P1")
     );
     assert_eq!(setup.media.get(&object).await.expect("get"), None);
+}
+
+/// The queue messages the ingress writes for a WhatsApp notification with these changes.
+fn whatsapp_queue(changes: &[Value]) -> Vec<QueueMessage> {
+    testkit::queued_whatsapp(changes)
+        .into_iter()
+        .map(|body| {
+            let envelope: Value = serde_json::from_str(&body).expect("envelope");
+            QueueMessage {
+                key: envelope["key"].as_str().unwrap_or_default().to_owned(),
+                conversation: envelope["conversation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                platform: shared::Platform::Meta,
+                body,
+            }
+        })
+        .collect()
 }
 
 /// A media store that takes its time to store (as S3 does for a large object) and records the
