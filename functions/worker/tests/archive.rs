@@ -759,8 +759,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
         &status("read", t + 3),
         &status("delivered", t + 2),
     ] {
-        let outcomes = deliver(&worker, queue).await;
-        assert!(outcomes.iter().all(|o| !o.is_failure()), "{outcomes:?}");
+        deliver_all(&worker, queue).await;
     }
     let conversation = text[0].conversation.clone();
     let history = setup.history(&conversation).await;
@@ -809,12 +808,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
         from_app[0].conversation, conversation,
         "the echo is in the user's conversation"
     );
-    assert!(
-        deliver(&worker, &from_app)
-            .await
-            .iter()
-            .all(|o| !o.is_failure())
-    );
+    deliver_all(&worker, &from_app).await;
     let stored = setup.history(&conversation).await;
     let ours = stored
         .iter()
@@ -826,12 +820,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
         "id": "wamid.ECHO2", "timestamp": (t + 7).to_string(), "type": "revoke",
         "revoke": {"original_message_id": "wamid.ECHO1"}}),
     );
-    assert!(
-        deliver(&worker, &taken_back)
-            .await
-            .iter()
-            .all(|o| !o.is_failure())
-    );
+    deliver_all(&worker, &taken_back).await;
     assert!(
         setup
             .history(&conversation)
@@ -841,12 +830,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
     );
 
     // The user deletes the photo: its record and file go.
-    assert!(
-        deliver(&worker, &revoke)
-            .await
-            .iter()
-            .all(|o| !o.is_failure())
-    );
+    deliver_all(&worker, &revoke).await;
     assert!(
         setup
             .history(&conversation)
@@ -855,6 +839,12 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
             .all(|m| m.message_id != "wamid.P1")
     );
     assert_eq!(setup.media.get(&object).await.expect("get"), None);
+}
+
+/// Delivers `messages` and checks that none failed.
+async fn deliver_all(worker: &Worker, messages: &[QueueMessage]) {
+    let outcomes = deliver(worker, messages).await;
+    assert!(outcomes.iter().all(|o| !o.is_failure()), "{outcomes:?}");
 }
 
 /// The queue messages the ingress writes for a WhatsApp notification with these changes.

@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use shared::adapters::memory::{MemoryClaims, MemoryDeadLetters, MemoryStore};
 use shared::bot::Bot;
 use shared::clients::Clients;
-use shared::destinations::Offload;
 use shared::destinations::eventbridge::EventBridgeDestination;
 use shared::destinations::lambda::LambdaDestination;
+use shared::destinations::{DeliveryStats, Offload};
 use shared::ports::ClaimStore;
 use shared::worker::{RecordOutcome, Worker, WorkerConfig};
 use std::sync::Arc;
@@ -29,6 +29,24 @@ fn worker(destination: Arc<dyn Bot>, dead: Arc<MemoryDeadLetters>) -> Worker {
         WorkerConfig::default(),
     )
     .with_dead_letters(dead)
+}
+
+/// A worker delivering to an EventBridge destination on `bus` (source `my-gateway`) at the
+/// endpoint of `sdk`, with its delivery counts and dead letters.
+fn eventbridge_worker(
+    sdk: &aws_config::SdkConfig,
+    bus: &str,
+    offload: Option<Offload>,
+) -> (Worker, Arc<DeliveryStats>, Arc<MemoryDeadLetters>) {
+    let destination = EventBridgeDestination::new(
+        EventBridgeDestination::client(sdk),
+        bus,
+        "my-gateway",
+        offload,
+    );
+    let stats = destination.stats();
+    let dead = Arc::new(MemoryDeadLetters::new());
+    (worker(Arc::new(destination), dead.clone()), stats, dead)
 }
 
 fn envelope_event(body: &str) -> Value {
@@ -97,15 +115,7 @@ async fn eventbridge_rules_route_events_by_detail_type() {
         queues.push(url);
     }
 
-    let destination = EventBridgeDestination::new(
-        EventBridgeDestination::client(&sdk),
-        &bus,
-        "my-gateway",
-        None,
-    );
-    let stats = destination.stats();
-    let dead = Arc::new(MemoryDeadLetters::new());
-    let worker = worker(Arc::new(destination), dead.clone());
+    let (worker, stats, dead) = eventbridge_worker(&sdk, &bus, None);
     let bodies = queued_line_events(&[
         line_text_event("1", json!({})),
         json!({"type": "follow", "webhookEventId": "01JF", "timestamp": 1_763_715_600_001i64,
@@ -207,15 +217,7 @@ async fn a_put_events_answer_with_a_failed_entry_is_retried_not_taken_for_succes
         .mount(&stand_in)
         .await;
     let sdk = testkit::sdk_config(&stand_in.uri());
-    let destination = EventBridgeDestination::new(
-        EventBridgeDestination::client(&sdk),
-        "chat",
-        "my-gateway",
-        None,
-    );
-    let stats = destination.stats();
-    let dead = Arc::new(MemoryDeadLetters::new());
-    let worker = worker(Arc::new(destination), dead.clone());
+    let (worker, stats, _dead) = eventbridge_worker(&sdk, "chat", None);
     let bodies = queued_line_events(&[
         line_text_event("1", json!({})),
         line_text_event("2", json!({})),
@@ -275,17 +277,14 @@ async fn a_malformed_entry_is_dead_lettered_and_a_large_event_travels_by_claim_c
         .mount(&stand_in)
         .await;
     let claims = Arc::new(MemoryClaims::new());
-    let destination = EventBridgeDestination::new(
-        EventBridgeDestination::client(&testkit::sdk_config(&stand_in.uri())),
+    let (worker, _stats, dead) = eventbridge_worker(
+        &testkit::sdk_config(&stand_in.uri()),
         "chat",
-        "my-gateway",
         Some(Offload {
             store: claims.clone(),
             bucket: "claim-checks".into(),
         }),
     );
-    let dead = Arc::new(MemoryDeadLetters::new());
-    let worker = worker(Arc::new(destination), dead.clone());
     let report = worker
         .process(&fifo_records("conversation", &bodies), now_ms() + 20_000)
         .await;
