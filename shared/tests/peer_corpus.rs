@@ -2,7 +2,8 @@
 //! suites, through the ingress and the typed models: 142 bodies with 247 events in
 //! `../shared/fixtures/peers` (beside the project; not copied into it), each checked against the
 //! facts its manifest states (status, events queued, and per event the type, ids, text, mentions,
-//! postback params, emoji, coordinates exactly, keys and conversations).
+//! postback params, emoji, coordinates exactly, keys and conversations), and what a destination
+//! receives for each (the event's bytes in the document, a routing type naming the same type).
 //!
 //! Where that folder is absent (a user's machine), the test says it is skipped and why.
 //! `GATEWAY_PEER_FIXTURES` points at another copy.
@@ -453,6 +454,68 @@ fn meta_facts(envelope: &Envelope, item: &Item) -> Map<String, Value> {
 /// The facts the ingress decides, checked even where the manifest has no typed expectations.
 const INGRESS_FACTS: [&str; 4] = ["key", "key_prefix", "conversation", "list"];
 
+/// What a destination receives for a peer event, against the manifest's facts: the document
+/// carries the event byte for byte under the envelope's key, and its routing type names the type
+/// the SDKs give the event (`line.message.text`, `meta.messenger.postback`, `meta.instagram.comments`,
+/// `whatsapp.message.…`).
+fn destination_problems(expected: &Value, event: &BotEvent, raw: &str) -> Vec<String> {
+    use shared::destinations::{Document, event_type};
+    let mut problems = Vec::new();
+    let bytes = Document::of(event).to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains(raw) {
+        problems.push("the destination document does not carry the event's bytes".to_owned());
+    }
+    let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if document["id"] != json!(event.key) {
+        problems.push(format!("document id {} is not the key", document["id"]));
+    }
+    let got = event_type(event);
+    // A fact that names nothing (an item with no event in it) routes as `unknown`.
+    let fact = |name: &str| {
+        expected[name]
+            .as_str()
+            .map(|v| if v.is_empty() { "unknown" } else { v })
+    };
+    let wanted = match event.platform {
+        shared::Platform::Line => match (fact("type"), fact("message_type")) {
+            (Some("message"), Some(message)) => Some(format!("line.message.{message}")),
+            (Some(kind), _) => Some(format!("line.{kind}")),
+            _ => None,
+        },
+        shared::Platform::Meta => {
+            let product = match event.meta.as_ref().map(|m| m.object.as_str()) {
+                Some("page") => "meta.messenger",
+                Some("instagram") => "meta.instagram",
+                Some("whatsapp_business_account") => "whatsapp",
+                _ => "meta",
+            };
+            match (fact("kind"), fact("list"), fact("field")) {
+                (Some(_), _, _) if expected["is_echo"] == json!(true) => {
+                    Some(format!("{product}.echo"))
+                }
+                (Some(kind), Some("standby"), _) => Some(format!("{product}.standby.{kind}")),
+                (Some(kind), _, _) => Some(format!("{product}.{kind}")),
+                (None, _, Some("messages")) if product == "whatsapp" => {
+                    if !got.starts_with("whatsapp.message.") && !got.starts_with("whatsapp.status.")
+                    {
+                        problems.push(format!("type {got} for a WhatsApp messages change"));
+                    }
+                    None
+                }
+                (None, _, Some(field)) => Some(format!("{product}.{field}")),
+                _ => None,
+            }
+        }
+    };
+    if let Some(wanted) = wanted
+        && got != wanted
+    {
+        problems.push(format!("destination type {got}, expected {wanted}"));
+    }
+    problems
+}
+
 #[tokio::test]
 async fn every_peer_body_is_accepted_queued_byte_for_byte_and_typed_as_its_manifest_says() {
     let Some(folder) = peers() else { return };
@@ -531,6 +594,11 @@ async fn every_peer_body_is_accepted_queued_byte_for_byte_and_typed_as_its_manif
                 ));
             }
             let event = BotEvent::from_envelope(envelope.clone(), tokio::time::Instant::now());
+            if let Some(expected) = expected_events.get(index) {
+                for problem in destination_problems(expected, &event, &raw[index]) {
+                    problems.push(format!("{id}[{index}]: {problem}"));
+                }
+            }
             let facts = match &event.kind {
                 BotEventKind::Line { destination, event } => {
                     line_facts(&envelope, destination.as_deref(), event)
