@@ -45,6 +45,7 @@ async fn run(requests: usize, events_per_request: usize, concurrency: usize) {
         quiet: true,
         archive: false,
         fake_apis: false,
+        tenants: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(local::serve(settings, async {

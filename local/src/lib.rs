@@ -5,6 +5,7 @@
 mod archive_cli;
 pub mod fake_apis;
 mod report;
+pub mod tenants_file;
 
 pub use archive_cli::print_archive;
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use shared::bot::{Bot, BotError, BotEvent};
 use shared::clients::Clients;
 use shared::destinations::DestinationConfig;
 use shared::ingress::{Ingress, IngressConfig};
+use shared::settings::{Reloading, SecretSource};
 use shared::worker::{QueueRecord, Worker, WorkerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +51,8 @@ pub struct Settings {
     pub fake_apis: bool,
     /// Where handled events go: the bot, or a destination ([`shared::destinations`]).
     pub destination: DestinationConfig,
+    /// The registry's file ([`tenants_file`]): `/line/{tenant}` and `/meta/{tenant}`.
+    pub tenants: Option<PathBuf>,
 }
 
 /// A failure to start or run.
@@ -70,8 +74,12 @@ fn fail(context: &str, error: impl std::fmt::Display) -> LocalError {
 /// A setting from the environment, or its demo value when neither platform is configured.
 fn setting(name: &str, demo: bool) -> Option<String> {
     let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if value.is_some() || !demo {
-        return value;
+    value.or_else(|| demo_value(name, demo))
+}
+
+fn demo_value(name: &str, demo: bool) -> Option<String> {
+    if !demo {
+        return None;
     }
     match name {
         "LINE_CHANNEL_SECRET" => Some(DEMO_LINE_CHANNEL_SECRET.to_owned()),
@@ -133,9 +141,23 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
-    let demo = demo_mode();
-    let config = IngressConfig::from_vars(|name| setting(name, demo))
-        .map_err(|e| fail("configuration", e))?;
+    // With a tenants file the demo secrets stay off: its tenants are what is served.
+    let demo = demo_mode() && settings.tenants.is_none();
+    let source: Arc<dyn SecretSource> = match &settings.tenants {
+        Some(path) => Arc::new(tenants_file::TenantsFile { path: path.clone() }),
+        None => Arc::new(shared::settings::EnvironmentOnly),
+    };
+    // Only a file changes while the gateway runs; the environment does not.
+    let refresh = match &settings.tenants {
+        Some(_) => tenants_file::REFRESH,
+        None => Duration::MAX,
+    };
+    let config = Reloading::start(source.clone(), refresh, move |var| {
+        IngressConfig::from_vars(|name| var(name).or_else(|| demo_value(name, demo)))
+    })
+    .await
+    .map_err(|e| fail("configuration", e))?;
+    let tenants = config.current().tenants.len();
     if demo {
         eprintln!(
             "\n  !!! DEMO SECRETS: neither LINE_CHANNEL_SECRET nor META_APP_SECRET is set.\n  \
@@ -143,11 +165,21 @@ pub async fn serve(
              !!! Set your channel secret and app secret before exposing this port.\n"
         );
     }
-    let routes = match (config.line_secrets.is_some(), config.meta_secrets.is_some()) {
+    let current = config.current();
+    let routes = match (
+        current.line_secrets.is_some(),
+        current.meta_secrets.is_some(),
+    ) {
         (true, true) => "POST /line, GET /meta, POST /meta",
         (true, false) => "POST /line; Meta off: META_APP_SECRET is not set",
         (false, true) => "GET /meta, POST /meta; LINE off: LINE_CHANNEL_SECRET is not set",
+        (false, false) if tenants > 0 => "single-tenant routes off",
         (false, false) => "no routes: neither secret is set",
+    };
+    let routes = if settings.tenants.is_some() {
+        format!("{routes}; {tenants} tenant(s) on /line/{{tenant}} and /meta/{{tenant}}")
+    } else {
+        routes.to_owned()
     };
     if let Some(parent) = settings.data.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| fail("creating the data folder", e))?;
@@ -155,9 +187,10 @@ pub async fn serve(
     let db = SqliteDb::open(&settings.data).map_err(|e| fail("opening the database", e))?;
     let queue = SqliteQueue::new(db.clone(), settings.max_receives);
     let claims = Arc::new(SqliteClaims::new(db.clone()));
-    let max_body = config.max_body_bytes;
+    let max_body = current.max_body_bytes;
+    drop(current);
     let ingress =
-        Arc::new(Ingress::new(config, Arc::new(queue.clone())).with_claims(claims.clone()));
+        Arc::new(Ingress::reloading(config, Arc::new(queue.clone())).with_claims(claims.clone()));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -166,21 +199,27 @@ pub async fn serve(
     let fakes = settings
         .fake_apis
         .then(|| fake_apis::FakeApis::new(settings.quiet));
-    let clients = match &fakes {
-        Some(_) => {
-            let base = format!("http://{address}{}", fake_apis::PREFIX);
-            Clients::from_vars(|name| match name {
+    let fake_base = fakes
+        .as_ref()
+        .map(|_| format!("http://{address}{}", fake_apis::PREFIX));
+    // The tenants' tokens come from the same file, reloaded alike.
+    let clients = Reloading::start(source, refresh, move |var| {
+        Clients::try_from_vars(|name| match &fake_base {
+            Some(base) => match name {
                 "LINE_CHANNEL_ACCESS_TOKEN" => Some("playground-line-token".into()),
                 "META_PAGE_ACCESS_TOKEN" => Some("playground-page-token".into()),
                 "WHATSAPP_ACCESS_TOKEN" => Some("playground-whatsapp-token".into()),
                 "LINE_API_BASE_URL" => Some(format!("{base}/line")),
                 "LINE_DATA_API_BASE_URL" => Some(format!("{base}/line-data")),
                 "META_GRAPH_API_BASE_URL" => Some(format!("{base}/meta")),
+                shared::tenants::TENANTS => var(name),
                 _ => None,
-            })
-        }
-        None => Clients::from_env(),
-    };
+            },
+            None => var(name),
+        })
+    })
+    .await
+    .map_err(|e| fail("configuration", e))?;
     let mut worker_parts = None;
     if settings.worker {
         let mut worker_config = WorkerConfig::from_vars(|name| std::env::var(name).ok())
@@ -214,7 +253,7 @@ pub async fn serve(
             inner: queue.clone(),
             quiet: settings.quiet,
         };
-        let mut worker = Worker::new(
+        let mut worker = Worker::reloading(
             Arc::new(SqliteStore::new(db.clone())),
             Arc::new(bot),
             clients,

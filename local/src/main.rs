@@ -68,6 +68,10 @@ struct ServeArgs {
     /// The HTTPS destination's URL: https, or http to this machine.
     #[arg(long, env = "DESTINATION_URL")]
     destination_url: Option<String>,
+    /// The registry of tenants (TOML or JSON; README "Many channels"): each tenant's LINE channel on
+    /// /line/TENANT and Meta apps on /meta/TENANT. Read again every few seconds.
+    #[arg(long, env = "GATEWAY_TENANTS", value_name = "FILE")]
+    tenants: Option<PathBuf>,
     /// Milliseconds a received message stays invisible before it is delivered again.
     #[arg(long, env = "LOCAL_VISIBILITY_TIMEOUT_MS", default_value_t = 30_000)]
     visibility_timeout_ms: u64,
@@ -158,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), LocalError> {
                 quiet: args.quiet,
                 archive: !args.no_archive,
                 fake_apis: args.fake_apis.unwrap_or_else(local::no_access_tokens),
+                tenants: args.tenants,
             };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

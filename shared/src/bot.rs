@@ -81,6 +81,9 @@ pub struct BotEvent {
     /// The conversation (user, group, room or thread) the event belongs to.
     pub conversation: String,
     pub platform: Platform,
+    /// The registry tenant whose URL received it (see [`crate::tenants`]); the clients the bot
+    /// receives are that tenant's.
+    pub tenant: Option<String>,
     /// When the ingress received it, in milliseconds since the epoch.
     pub received_at: i64,
     /// The event's own time in milliseconds, where it has one.
@@ -151,6 +154,7 @@ impl BotEvent {
             key: envelope.key,
             conversation: envelope.conversation,
             platform: envelope.platform,
+            tenant: envelope.tenant,
             received_at: envelope.received_at,
             timestamp: envelope.timestamp,
             deadline,
@@ -159,6 +163,13 @@ impl BotEvent {
             line: envelope.line,
             meta: envelope.meta,
         }
+    }
+
+    /// The clients for this event out of every tenant's `clients`: its tenant's channel, page,
+    /// account or number ([`Clients::for_tenant`]).
+    pub fn clients_from<'a>(&self, clients: &'a Clients) -> std::borrow::Cow<'a, Clients> {
+        let entry = self.meta.as_ref().map(|m| m.entry_id.as_str());
+        clients.for_tenant(self.tenant.as_deref(), entry)
     }
 
     /// True when the platform said this delivery repeats an earlier one (LINE redelivery).

@@ -15,6 +15,9 @@
 //! - `event_base64`: the event holds U+FFFE or U+FFFF, which JSON allows raw but SQS refuses in a
 //!   message body; its bytes travel base64-encoded.
 //!
+//! `tenant` names the registry tenant on `/line/{tenant}` and `/meta/{tenant}`; its key and
+//! conversation are then prefixed `{tenant}/`.
+//!
 //! `stage: "archive"` marks an archive-only message (the archive's own retries, see
 //! [`crate::worker`]).
 
@@ -55,6 +58,10 @@ impl Stage {
 pub struct Envelope<E = Box<RawValue>> {
     pub version: u32,
     pub platform: Platform,
+    /// The registry tenant whose URL received the event (see [`crate::tenants`]); absent on the
+    /// single-tenant routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The deduplication key (see [`crate::key`]).
     pub key: String,
     /// The conversation the event belongs to; events of one conversation are handled in order.
@@ -269,6 +276,7 @@ mod tests {
         Envelope {
             version: ENVELOPE_VERSION,
             platform: Platform::Line,
+            tenant: None,
             key: key.into(),
             conversation: "c".into(),
             timestamp: None,

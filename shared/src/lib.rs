@@ -22,7 +22,8 @@
 //! | [`ports`] | the traits the functions use: the event queue, the idempotency store, dead letters, claim checks, the archive |
 //! | [`adapters`] | the ports over SQS, DynamoDB, S3 and SQLite, and in memory |
 //! | [`settings`] | secrets and settings from the environment or a secret source, reloaded in the background |
-//! | [`telemetry`] | JSON logs |
+//! | [`telemetry`] | JSON logs and CloudWatch metrics |
+//! | [`tenants`] | the channel registry: several LINE channels, pages, accounts and numbers in one deployment |
 //! | [`test_bot`] | the bot the gateway's own tests run (`GATEWAY_TEST_BOT=1`), independent of the user's |
 //! | [`json_error`] | JSON errors that name the problem and its place, never a value |
 //!
@@ -51,6 +52,7 @@ pub mod ports;
 pub mod settings;
 pub mod signature;
 pub mod telemetry;
+pub mod tenants;
 pub mod test_bot;
 pub mod worker;
 

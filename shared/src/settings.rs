@@ -61,11 +61,14 @@ pub const API_TOKENS: &[&str] = &[
 
 /// A source that drops the settings its function must not hold (least privilege in code, behind
 /// the IAM policies that give each function its own secret): the internet-facing ingress never
-/// keeps an API token in memory, the worker never a signing secret. A value found there is
+/// keeps an API token in memory, the worker never a signing secret, and the same goes for each
+/// tenant's fields in the registry (`TENANTS`, see [`crate::tenants::withhold`]). A value found there is
 /// logged by name only, so that a deployment upgraded from one shared secret learns what to move.
 pub struct Withholding {
     inner: Arc<dyn SecretSource>,
     names: &'static [&'static str],
+    /// The same half of the registry's tenants (`TENANTS`).
+    tenant_fields: &'static [&'static str],
     holder: &'static str,
 }
 
@@ -76,9 +79,15 @@ impl Withholding {
         names: &'static [&'static str],
         holder: &'static str,
     ) -> Arc<Withholding> {
+        let tenant_fields = if names == API_TOKENS {
+            crate::tenants::TOKEN_FIELDS
+        } else {
+            crate::tenants::SECRET_FIELDS
+        };
         Arc::new(Withholding {
             inner,
             names,
+            tenant_fields,
             holder,
         })
     }
@@ -94,6 +103,13 @@ impl SecretSource for Withholding {
                 && !value.trim().is_empty()
             {
                 misplaced.push(*name);
+            }
+        }
+        if let Some(registry) = values.get_mut(crate::tenants::TENANTS) {
+            let (kept, removed) = crate::tenants::withhold(registry, self.tenant_fields);
+            *registry = kept;
+            if removed {
+                misplaced.push("TENANTS (the other function's fields)");
             }
         }
         if !misplaced.is_empty() {

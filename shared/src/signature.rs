@@ -86,7 +86,7 @@ impl Verified {
 }
 
 /// `U` and 32 lowercase hex digits: a LINE user id, the form of `destination`.
-fn is_line_user_id(text: &str) -> bool {
+pub fn is_line_user_id(text: &str) -> bool {
     text.len() == 33
         && text.starts_with('U')
         && text[1..]

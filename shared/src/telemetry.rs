@@ -53,8 +53,13 @@ pub fn metrics_enabled() -> bool {
     }
 }
 
+/// The dimension that names a registry tenant ([`crate::tenants`]).
+pub const TENANT_DIMENSION: &str = "Tenant";
+
 /// One Embedded Metric Format record: CloudWatch turns it into metrics in [`METRICS_NAMESPACE`]
-/// with the given dimensions (`Service` first). Metrics of value zero are left out.
+/// with the given dimensions (`Service` first). Metrics of value zero are left out. With a
+/// `Tenant` dimension the record publishes two dimension sets, with and without it, so that the
+/// service's own metrics (and the alarms on them) still count every tenant's events.
 pub fn emf_record(dimensions: &[(&str, &str)], metrics: &[Metric<'_>]) -> Option<String> {
     let metrics: Vec<&Metric<'_>> = metrics.iter().filter(|m| m.value != 0.0).collect();
     if metrics.is_empty() {
@@ -71,7 +76,7 @@ pub fn emf_record(dimensions: &[(&str, &str)], metrics: &[Metric<'_>]) -> Option
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()],
+                "Dimensions": dimension_sets(dimensions),
                 "Metrics": metrics.iter().map(|m| serde_json::json!({"Name": m.name, "Unit": m.unit})).collect::<Vec<_>>(),
             }],
         }),
@@ -83,6 +88,22 @@ pub fn emf_record(dimensions: &[(&str, &str)], metrics: &[Metric<'_>]) -> Option
         record.insert(metric.name.into(), serde_json::Value::from(metric.value));
     }
     Some(serde_json::Value::Object(record).to_string())
+}
+
+fn dimension_sets(dimensions: &[(&str, &str)]) -> Vec<Vec<String>> {
+    let all: Vec<String> = dimensions
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    if !all.iter().any(|name| name == TENANT_DIMENSION) {
+        return vec![all];
+    }
+    let without: Vec<String> = all
+        .iter()
+        .filter(|name| *name != TENANT_DIMENSION)
+        .cloned()
+        .collect();
+    vec![without, all]
 }
 
 /// Writes an [`emf_record`] to standard output, where Lambda hands it to CloudWatch.
@@ -97,6 +118,21 @@ pub fn emit_metrics(dimensions: &[(&str, &str)], metrics: &[Metric<'_>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_is_counted_for_the_service_and_for_itself() {
+        let record = emf_record(
+            &[("Service", "ingress"), ("Tenant", "brand-a")],
+            &[Metric::count("EventsAccepted", 2)],
+        )
+        .expect("record");
+        let value: serde_json::Value = serde_json::from_str(&record).expect("json");
+        assert_eq!(
+            value["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Service"], ["Service", "Tenant"]])
+        );
+        assert_eq!(value["Tenant"], "brand-a");
+    }
 
     #[test]
     fn emf_records_name_their_metrics_and_dimensions() {

@@ -82,6 +82,7 @@ fn envelope(id: &str, user: &str, timestamp: i64) -> String {
     Envelope {
         version: ENVELOPE_VERSION,
         platform: Platform::Line,
+        tenant: None,
         key: format!("line:{id}"),
         conversation: format!("line:B:user:{user}"),
         timestamp: Some(timestamp),

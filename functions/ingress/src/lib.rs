@@ -55,8 +55,11 @@ pub async fn from_env() -> Result<Ingress, StartError> {
         .await
         .map_err(StartError::Settings)?;
     let current = config.current();
-    if current.line_secrets.is_none() && current.meta_secrets.is_none() {
-        tracing::warn!(target: "ingress", "neither LINE_CHANNEL_SECRET nor META_APP_SECRET is set: every route answers 404");
+    if current.line_secrets.is_none()
+        && current.meta_secrets.is_none()
+        && current.tenants.is_empty()
+    {
+        tracing::warn!(target: "ingress", "neither LINE_CHANNEL_SECRET nor META_APP_SECRET nor TENANTS is set: every route answers 404");
     }
     let tuning = SqsTuning::from_env();
     let queue =

@@ -76,28 +76,7 @@ async fn handle_batch(
     let deadline_ms = absolute_deadline(deadline_ms, now_ms());
     let report = worker.process(&records, deadline_ms).await;
     if shared::telemetry::metrics_enabled() {
-        use shared::telemetry::{Metric, emit_metrics};
-        use shared::worker::RecordOutcome as O;
-        let failures = report.count(&O::Failed) + report.count(&O::OutOfTime);
-        let delivered = deliveries.map(DeliveryStats::take).unwrap_or_default();
-        emit_metrics(
-            &[("Service", "worker")],
-            &[
-                Metric::count("EventsDelivered", delivered.delivered as usize),
-                Metric::count("DeliveryFailures", delivered.failed_attempts as usize),
-                Metric::count("DeliveriesRefused", delivered.refused as usize),
-                Metric::count("EventsHandled", report.count(&O::Handled)),
-                Metric::count("DuplicatesSkipped", report.count(&O::Duplicate)),
-                Metric::count("HandlerFailures", failures),
-                Metric::count("PoisonMessages", report.count(&O::Poison)),
-                Metric::count("DeadLettered", report.count(&O::DeadLettered)),
-                Metric::count("CompletionsUnrecorded", worker.unrecorded_completions()),
-                Metric::count(
-                    "RetriedLater",
-                    report.count(&O::InProgressElsewhere) + report.count(&O::Blocked),
-                ),
-            ],
-        );
+        emit_batch_metrics(worker, deliveries, &records, &report);
     }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
@@ -110,6 +89,82 @@ async fn handle_batch(
         })
         .collect();
     response
+}
+
+/// The batch's metrics: one record for the service, and one per registry tenant (with a `Tenant`
+/// dimension, counted for the service too: see `shared::telemetry::emf_record`), so that each
+/// outcome is counted once.
+fn emit_batch_metrics(
+    worker: &Worker,
+    deliveries: Option<&DeliveryStats>,
+    records: &[QueueRecord],
+    report: &shared::worker::BatchReport,
+) {
+    use shared::telemetry::{Metric, emit_metrics};
+    use shared::worker::RecordOutcome as O;
+    use std::collections::BTreeMap;
+    let tenants: std::collections::HashMap<&str, String> = records
+        .iter()
+        .filter_map(|r| Some((r.message_id.as_str(), tenant_of(&r.body)?)))
+        .collect();
+    let mut by_tenant: BTreeMap<Option<&str>, Vec<&O>> = BTreeMap::new();
+    for (id, outcome) in &report.outcomes {
+        let tenant = tenants.get(id.as_str()).map(String::as_str);
+        by_tenant.entry(tenant).or_default().push(outcome);
+    }
+    let counts =
+        |outcomes: &[&O], wanted: &[O]| outcomes.iter().filter(|o| wanted.contains(o)).count();
+    let delivered = deliveries.map(DeliveryStats::take).unwrap_or_default();
+    let untenanted = by_tenant.remove(&None).unwrap_or_default();
+    emit_metrics(
+        &[("Service", "worker")],
+        &[
+            Metric::count("EventsDelivered", delivered.delivered as usize),
+            Metric::count("DeliveryFailures", delivered.failed_attempts as usize),
+            Metric::count("DeliveriesRefused", delivered.refused as usize),
+            Metric::count("EventsHandled", counts(&untenanted, &[O::Handled])),
+            Metric::count("DuplicatesSkipped", counts(&untenanted, &[O::Duplicate])),
+            Metric::count(
+                "HandlerFailures",
+                counts(&untenanted, &[O::Failed, O::OutOfTime]),
+            ),
+            Metric::count("PoisonMessages", counts(&untenanted, &[O::Poison])),
+            Metric::count("DeadLettered", counts(&untenanted, &[O::DeadLettered])),
+            Metric::count("CompletionsUnrecorded", worker.unrecorded_completions()),
+            Metric::count(
+                "RetriedLater",
+                counts(&untenanted, &[O::InProgressElsewhere, O::Blocked]),
+            ),
+        ],
+    );
+    for (tenant, outcomes) in by_tenant {
+        let Some(tenant) = tenant else { continue };
+        emit_metrics(
+            &[("Service", "worker"), ("Tenant", tenant)],
+            &[
+                Metric::count("EventsHandled", counts(&outcomes, &[O::Handled])),
+                Metric::count("DuplicatesSkipped", counts(&outcomes, &[O::Duplicate])),
+                Metric::count(
+                    "HandlerFailures",
+                    counts(&outcomes, &[O::Failed, O::OutOfTime]),
+                ),
+                Metric::count("DeadLettered", counts(&outcomes, &[O::DeadLettered])),
+                Metric::count(
+                    "RetriedLater",
+                    counts(&outcomes, &[O::InProgressElsewhere, O::Blocked]),
+                ),
+            ],
+        );
+    }
+}
+
+/// The envelope's `tenant`, read without reading the event (serde skips it).
+fn tenant_of(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        tenant: Option<String>,
+    }
+    serde_json::from_str::<Head>(body).ok()?.tenant
 }
 
 /// Lambda gives the invocation's deadline in milliseconds since the epoch; `cargo lambda watch`
@@ -270,8 +325,10 @@ pub async fn from_env() -> Result<WorkerFunction, StartError> {
             Arc::new(secrets_manager::SecretsManagerSource::new(&sdk, id)),
         ]));
     }
+    // The registry's tokens too (`TENANTS`): one that cannot be read stops the start, and a
+    // reload that cannot be read keeps the previous clients.
     let clients = Reloading::start(source.clone(), DEFAULT_REFRESH, |var| {
-        Ok::<_, std::convert::Infallible>(Clients::from_vars(var))
+        Clients::try_from_vars(var)
     })
     .await
     .map_err(StartError::Settings)?;

@@ -401,6 +401,7 @@ impl Archive {
                     return Err(Fetch::Permanent(format!("not fetched: {reason}")));
                 }
                 crate::clients::download(
+                    None,
                     "media URL",
                     || self.http.get(url.clone()),
                     deadline,
@@ -438,6 +439,7 @@ impl Archive {
                     return Err(Fetch::Permanent(format!("not fetched: {reason}")));
                 }
                 crate::clients::download(
+                    whatsapp.limiter(),
                     "WhatsApp media",
                     || whatsapp.authorize(self.http.get(url.clone())),
                     deadline,

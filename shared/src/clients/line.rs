@@ -1,11 +1,13 @@
 //! The LINE Messaging API calls a bot needs: reply, push, profile and content.
 
+use super::limits::Limiter;
 use super::{ApiError, send_with_retries};
 pub use crate::messages::line::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 pub const DEFAULT_API_BASE_URL: &str = "https://api.line.me";
@@ -16,6 +18,8 @@ pub const DEFAULT_DATA_API_BASE_URL: &str = "https://api-data.line.me";
 pub struct LineClient {
     http: reqwest::Client,
     token: String,
+    /// The tenant\'s share of calls ([`super::limits`]), when it has limits.
+    limiter: Option<Arc<Limiter>>,
     api_base: String,
     data_api_base: String,
 }
@@ -51,6 +55,12 @@ pub fn text_message(text: &str, quote_token: Option<&str>) -> Message {
 }
 
 impl LineClient {
+    /// The same client, its calls taking turns under `limiter` (a tenant's limits).
+    pub fn with_limiter(mut self, limiter: Option<Arc<Limiter>>) -> LineClient {
+        self.limiter = limiter;
+        self
+    }
+
     pub fn new(
         http: reqwest::Client,
         token: impl Into<String>,
@@ -60,6 +70,7 @@ impl LineClient {
         LineClient {
             http,
             token: token.into(),
+            limiter: None,
             api_base: api_base.into().trim_end_matches('/').to_owned(),
             data_api_base: data_api_base.into().trim_end_matches('/').to_owned(),
         }
@@ -82,6 +93,7 @@ impl LineClient {
         let url = format!("{}/v2/bot/message/reply", self.api_base);
         let body = json!({"replyToken": reply_token, "messages": messages});
         send_with_retries(
+            self.limiter.as_deref(),
             "LINE reply",
             || self.http.post(&url).bearer_auth(&self.token).json(&body),
             deadline,
@@ -104,6 +116,7 @@ impl LineClient {
         let body = json!({"to": to, "messages": messages});
         let retry_key = uuid_from(retry_key);
         match send_with_retries(
+            self.limiter.as_deref(),
             "LINE push",
             || {
                 self.http
@@ -127,6 +140,7 @@ impl LineClient {
     pub async fn profile(&self, user_id: &str, deadline: Instant) -> Result<Profile, ApiError> {
         let url = format!("{}/v2/bot/profile/{}", self.api_base, path_segment(user_id));
         let response = send_with_retries(
+            self.limiter.as_deref(),
             "LINE profile",
             || self.http.get(&url).bearer_auth(&self.token),
             deadline,
@@ -162,6 +176,7 @@ impl LineClient {
             if preview { "/preview" } else { "" }
         );
         super::download(
+            self.limiter.as_deref(),
             if preview {
                 "LINE content preview"
             } else {

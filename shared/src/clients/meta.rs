@@ -1,9 +1,11 @@
 //! The Meta Graph API calls a bot needs: the Send API for Messenger and Instagram.
 
+use super::limits::Limiter;
 use super::{ApiError, send_with_retries};
 pub use crate::messages::meta::Message;
 use serde_json::json;
 use std::fmt;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// The Graph API with a current version. Override with `META_GRAPH_API_BASE_URL`.
@@ -14,6 +16,8 @@ pub const DEFAULT_GRAPH_API_BASE_URL: &str = "https://graph.facebook.com/v24.0";
 pub struct MetaClient {
     http: reqwest::Client,
     token: String,
+    /// The tenant\'s share of calls ([`super::limits`]), when it has limits.
+    limiter: Option<Arc<Limiter>>,
     base: String,
 }
 
@@ -26,6 +30,12 @@ impl fmt::Debug for MetaClient {
 }
 
 impl MetaClient {
+    /// The same client, its calls taking turns under `limiter` (a tenant's limits).
+    pub fn with_limiter(mut self, limiter: Option<Arc<Limiter>>) -> MetaClient {
+        self.limiter = limiter;
+        self
+    }
+
     pub fn new(
         http: reqwest::Client,
         token: impl Into<String>,
@@ -34,6 +44,7 @@ impl MetaClient {
         MetaClient {
             http,
             token: token.into(),
+            limiter: None,
             base: base.into().trim_end_matches('/').to_owned(),
         }
     }
@@ -66,6 +77,7 @@ impl MetaClient {
             "message": message,
         });
         send_with_retries(
+            self.limiter.as_deref(),
             "Meta Send API",
             || self.http.post(&url).bearer_auth(&self.token).json(&body),
             deadline,

@@ -6,8 +6,10 @@
 //! call that cannot finish in time fails, the event is released, and SQS delivers it again.
 
 pub mod fetch;
+pub mod limits;
 pub mod line;
 pub mod meta;
+pub mod tenants;
 pub mod throughput;
 pub mod whatsapp;
 
@@ -15,53 +17,73 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The API clients a bot may use; a client is `None` when its access token is not configured.
+/// The worker hands the bot the clients of the event's tenant ([`Clients::for_tenant`]).
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
     pub line: Option<line::LineClient>,
     pub meta: Option<meta::MetaClient>,
     /// The WhatsApp Cloud API (`WHATSAPP_ACCESS_TOKEN`, a system user's token).
     pub whatsapp: Option<whatsapp::WhatsAppClient>,
+    /// The registry's tenants' clients ([`tenants`]).
+    tenants: std::sync::Arc<std::collections::BTreeMap<String, tenants::TenantClients>>,
+}
+
+/// Where the APIs are: the platforms', or stand-ins (tests, the playground).
+#[derive(Debug, Clone)]
+pub(crate) struct ApiBases {
+    pub line: String,
+    pub line_data: String,
+    pub graph: String,
 }
 
 impl Clients {
     /// Reads `LINE_CHANNEL_ACCESS_TOKEN`, `LINE_API_BASE_URL`, `LINE_DATA_API_BASE_URL`,
-    /// `META_PAGE_ACCESS_TOKEN`, `WHATSAPP_ACCESS_TOKEN` and `META_GRAPH_API_BASE_URL` through
-    /// `var`.
+    /// `META_PAGE_ACCESS_TOKEN`, `WHATSAPP_ACCESS_TOKEN`, `META_GRAPH_API_BASE_URL` and the
+    /// registry's tokens (`TENANTS`) through `var`. A registry that cannot be read is logged and
+    /// left out; [`Clients::try_from_vars`] refuses it instead.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Clients {
+        match Clients::try_from_vars(&var) {
+            Ok(clients) => clients,
+            Err(error) => {
+                tracing::error!(target: "settings", %error, "the tenants' clients are left out");
+                Clients::try_from_vars(|name| match name {
+                    crate::tenants::TENANTS => None,
+                    other => var(other),
+                })
+                .unwrap_or_default()
+            }
+        }
+    }
+
+    /// [`Clients::from_vars`], failing on a registry that cannot be read.
+    pub fn try_from_vars(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Clients, crate::tenants::RegistryError> {
         let http = http_client();
         let present = |name: &str| {
             var(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        Clients {
+        let bases = ApiBases {
+            line: present("LINE_API_BASE_URL").unwrap_or_else(|| line::DEFAULT_API_BASE_URL.into()),
+            line_data: present("LINE_DATA_API_BASE_URL")
+                .unwrap_or_else(|| line::DEFAULT_DATA_API_BASE_URL.into()),
+            graph: present("META_GRAPH_API_BASE_URL")
+                .unwrap_or_else(|| meta::DEFAULT_GRAPH_API_BASE_URL.into()),
+        };
+        let registry = crate::tenants::Registry::parse(var(crate::tenants::TENANTS).as_deref())?;
+        let tenants = std::sync::Arc::new(tenants::build(&registry, &http, &bases));
+        Ok(Clients {
+            tenants,
             line: present("LINE_CHANNEL_ACCESS_TOKEN").map(|token| {
-                line::LineClient::new(
-                    http.clone(),
-                    token,
-                    present("LINE_API_BASE_URL")
-                        .unwrap_or_else(|| line::DEFAULT_API_BASE_URL.into()),
-                    present("LINE_DATA_API_BASE_URL")
-                        .unwrap_or_else(|| line::DEFAULT_DATA_API_BASE_URL.into()),
-                )
+                line::LineClient::new(http.clone(), token, &bases.line, &bases.line_data)
             }),
-            meta: present("META_PAGE_ACCESS_TOKEN").map(|token| {
-                meta::MetaClient::new(
-                    http.clone(),
-                    token,
-                    present("META_GRAPH_API_BASE_URL")
-                        .unwrap_or_else(|| meta::DEFAULT_GRAPH_API_BASE_URL.into()),
-                )
-            }),
-            whatsapp: present("WHATSAPP_ACCESS_TOKEN").map(|token| {
-                whatsapp::WhatsAppClient::new(
-                    http.clone(),
-                    token,
-                    present("META_GRAPH_API_BASE_URL")
-                        .unwrap_or_else(|| meta::DEFAULT_GRAPH_API_BASE_URL.into()),
-                )
-            }),
-        }
+            meta: present("META_PAGE_ACCESS_TOKEN")
+                .map(|token| meta::MetaClient::new(http.clone(), token, &bases.graph)),
+            whatsapp: present("WHATSAPP_ACCESS_TOKEN")
+                .map(|token| whatsapp::WhatsAppClient::new(http.clone(), token, &bases.graph)),
+        })
     }
 
     /// [`Clients::from_vars`] over the process environment.
@@ -129,6 +151,7 @@ impl ApiError {
 /// Sends the request `build` makes until it succeeds, retrying `429`, `5xx` and network errors
 /// with backoff until `deadline`.
 pub(crate) async fn send_with_retries(
+    limiter: Option<&limits::Limiter>,
     api: &'static str,
     build: impl Fn() -> reqwest::RequestBuilder,
     deadline: Instant,
@@ -148,8 +171,26 @@ pub(crate) async fn send_with_retries(
                 },
             });
         }
+        // The tenant's rate and concurrency (see `limits`): every attempt takes its turn.
+        let turn = match limiter {
+            Some(limiter) => match limiter.turn(deadline).await {
+                Some(turn) => Some(turn),
+                None => {
+                    return Err(ApiError::Unavailable {
+                        api,
+                        attempts,
+                        last: "the tenant's rate or concurrency limit held the call until the deadline"
+                            .into(),
+                    });
+                }
+            },
+            None => None,
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
         attempts += 1;
-        let (last, retry_after) = match build().timeout(remaining.min(MAX_ATTEMPT)).send().await {
+        let sent = build().timeout(remaining.min(MAX_ATTEMPT)).send().await;
+        drop(turn);
+        let (last, retry_after) = match sent {
             Ok(response) if response.status().is_success() => return Ok(response),
             Ok(response)
                 if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
@@ -213,13 +254,14 @@ pub struct Download {
 /// file's size (or `max_bytes` when the answer does not say) is taken from that budget before its
 /// body is read, so concurrent downloads cannot together outgrow the process.
 pub(crate) async fn download(
+    limiter: Option<&limits::Limiter>,
     api: &'static str,
     build: impl Fn() -> reqwest::RequestBuilder,
     deadline: Instant,
     max_bytes: usize,
     in_flight: Option<&ByteBudget>,
 ) -> Result<Download, ApiError> {
-    let mut response = send_with_retries(api, build, deadline).await?;
+    let mut response = send_with_retries(limiter, api, build, deadline).await?;
     if response.status() == reqwest::StatusCode::ACCEPTED {
         return Err(ApiError::Unavailable {
             api,

@@ -12,6 +12,7 @@
 //! is reported as [`Problem::Unknown`] for the bot to decide. Marking read, reading and uploading
 //! media are retried on `429`, `5xx` and network errors. Nothing runs past the event's deadline.
 
+use super::limits::Limiter;
 use super::throughput::{Throughput, Wait};
 use super::{ApiError, Download, send_with_retries};
 use serde_json::{Value, json};
@@ -205,6 +206,8 @@ pub struct MediaInfo {
 pub struct WhatsAppClient {
     http: reqwest::Client,
     token: String,
+    /// The tenant\'s share of calls ([`super::limits`]), when it has limits.
+    limiter: Option<Arc<Limiter>>,
     base: String,
     limits: Arc<Throughput>,
 }
@@ -225,6 +228,16 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 const MAX_ATTEMPT: Duration = Duration::from_secs(10);
 
 impl WhatsAppClient {
+    /// The same client, its calls taking turns under `limiter` (a tenant's limits).
+    pub fn with_limiter(mut self, limiter: Option<Arc<Limiter>>) -> WhatsAppClient {
+        self.limiter = limiter;
+        self
+    }
+
+    pub(crate) fn limiter(&self) -> Option<&Limiter> {
+        self.limiter.as_deref()
+    }
+
     /// A client sharing the process's throughput limits ([`Throughput::shared`]).
     pub fn new(
         http: reqwest::Client,
@@ -244,6 +257,7 @@ impl WhatsAppClient {
         WhatsAppClient {
             http,
             token: token.into(),
+            limiter: None,
             base: base.into().trim_end_matches('/').to_owned(),
             limits,
         }
@@ -373,6 +387,7 @@ impl WhatsAppClient {
         }
         let url = format!("{}/{}/messages", self.base, phone_number_id);
         send_with_retries(
+            self.limiter.as_deref(),
             "WhatsApp Cloud API",
             || self.http.post(&url).bearer_auth(&self.token).json(&body),
             deadline,
@@ -409,6 +424,7 @@ impl WhatsAppClient {
         };
         form()?;
         let response = send_with_retries(
+            self.limiter.as_deref(),
             "WhatsApp Cloud API",
             || {
                 let request = self.http.post(&url).bearer_auth(&self.token);
@@ -441,6 +457,7 @@ impl WhatsAppClient {
     ) -> Result<MediaInfo, ApiError> {
         let url = format!("{}/{}", self.base, media_id);
         let response = send_with_retries(
+            self.limiter.as_deref(),
             "WhatsApp media",
             || self.http.get(&url).bearer_auth(&self.token),
             deadline,
@@ -479,6 +496,7 @@ impl WhatsAppClient {
             reason: "the media URL is not a URL".into(),
         })?;
         super::download(
+            self.limiter.as_deref(),
             "WhatsApp media",
             || self.authorize(http.get(url.clone())),
             deadline,

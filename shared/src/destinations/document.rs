@@ -7,6 +7,8 @@
 //!  "event":{ …the event exactly as the platform sent it… }}
 //! ```
 //!
+//! - `tenant` names the registry tenant on `/line/{tenant}` and `/meta/{tenant}` (an EventBridge
+//!   rule matches `detail.tenant`); `id` and `conversation` then begin with `{tenant}/`.
 //! - `id` is the event's deduplication key: the same on every delivery of the event (the
 //!   Standard Webhooks `webhook-id`), so a receiver can deduplicate by it too.
 //! - `type` ([`event_type`]) lets EventBridge rules and receivers route without parsing the event:
@@ -40,6 +42,9 @@ pub struct Document<'a> {
     #[serde(rename = "type")]
     pub kind: String,
     pub platform: Platform,
+    /// The registry tenant ([`crate::tenants`]); absent on the single-tenant routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<&'a str>,
     pub conversation: &'a str,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
@@ -76,6 +81,7 @@ impl<'a> Document<'a> {
             id: &event.key,
             kind: event_type(event),
             platform: event.platform,
+            tenant: event.tenant.as_deref(),
             conversation: &event.conversation,
             timestamp: event.timestamp,
             received_at: event.received_at,
@@ -128,6 +134,7 @@ impl Offload {
             id: document.id,
             kind: document.kind.clone(),
             platform: document.platform,
+            tenant: document.tenant,
             conversation: document.conversation,
             timestamp: document.timestamp,
             received_at: document.received_at,
@@ -297,6 +304,7 @@ mod tests {
         let envelope = Envelope {
             version: 1,
             platform,
+            tenant: None,
             key: "k".into(),
             conversation: "c".into(),
             timestamp: None,

@@ -2,6 +2,8 @@
 
 use crate::settings::{ConfigError, whole_number};
 use crate::signature::{Secrets, VerifyToken};
+use crate::tenants::signing::{ForeignEntries, SigningTenants};
+use crate::tenants::{Registry, TENANTS};
 use std::time::Duration;
 
 /// Default body limit: 4 MiB. WhatsApp notifications reach 3 MB and a 1000-update Meta batch
@@ -31,12 +33,16 @@ pub struct IngressConfig {
     /// Requests with more events are refused (`413`).
     pub max_events: usize,
     pub enqueue_budget: Duration,
+    /// The registry's tenants (`/line/{tenant}`, `/meta/{tenant}`).
+    pub tenants: SigningTenants,
+    /// What a tenant's Meta request carrying another's page, account or number gets.
+    pub foreign_entries: ForeignEntries,
 }
 
 impl IngressConfig {
     /// Reads `LINE_CHANNEL_SECRET`, `META_APP_SECRET` (comma-separated lists), `META_VERIFY_TOKEN`,
-    /// `MAX_BODY_BYTES`, `MAX_EVENTS_PER_REQUEST` and `ENQUEUE_BUDGET_MS` through `var`, usually
-    /// `std::env::var`.
+    /// `MAX_BODY_BYTES`, `MAX_EVENTS_PER_REQUEST`, `ENQUEUE_BUDGET_MS`, the registry `TENANTS`
+    /// (see [`crate::tenants`]) and `FOREIGN_ENTRIES` through `var`, usually `std::env::var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<IngressConfig, ConfigError> {
         Ok(IngressConfig {
             line_secrets: var("LINE_CHANNEL_SECRET").and_then(|s| Secrets::from_list(&s)),
@@ -51,6 +57,13 @@ impl IngressConfig {
                 "ENQUEUE_BUDGET_MS",
                 DEFAULT_ENQUEUE_BUDGET.as_millis() as u64,
             )?),
+            tenants: SigningTenants::from_registry(
+                &Registry::parse(var(TENANTS).as_deref()).map_err(|e| ConfigError {
+                    name: TENANTS,
+                    problem: e.to_string(),
+                })?,
+            ),
+            foreign_entries: ForeignEntries::parse(var("FOREIGN_ENTRIES").as_deref())?,
         })
     }
 

@@ -25,7 +25,8 @@ use crate::meta::{MetaObject, Notification};
 use crate::platform::{MalformedBody, Platform};
 use crate::ports::{ClaimStore, EventQueue};
 use crate::settings::Reloading;
-use crate::signature::{Secrets, SignatureError, Verified, verify_line, verify_meta};
+use crate::signature::{Secrets, SignatureError, Verified, VerifyToken, verify_line, verify_meta};
+use crate::tenants::signing::{ForeignEntries, MetaSigning};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ impl Outcome {
 pub struct Handled {
     pub response: Response<String>,
     pub platform: Option<Platform>,
+    /// The registry tenant of the route, on `/line/{tenant}` and `/meta/{tenant}`.
+    pub tenant: Option<String>,
     pub outcome: Outcome,
     /// How long the queue took, where events were sent.
     pub enqueue_time: Option<Duration>,
@@ -125,6 +128,7 @@ impl Ingress {
         tracing::info!(
             target: "ingress",
             platform = handled.platform.map(Platform::as_str).unwrap_or("none"),
+            tenant = handled.tenant.as_deref().unwrap_or("-"),
             events,
             outcome = handled.outcome.label(),
             status = handled.response.status().as_u16(),
@@ -145,9 +149,15 @@ impl Ingress {
             .enqueue_time
             .map_or(0.0, |t| t.as_secs_f64() * 1000.0);
         let request_ms = elapsed.as_secs_f64() * 1000.0;
+        // A tenant's request is counted for the service and for the tenant (see
+        // `telemetry::emf_record`): the alarms keep watching the whole service.
+        let mut dimensions = vec![("Service", "ingress")];
+        if let Some(tenant) = &handled.tenant {
+            dimensions.push(("Tenant", tenant));
+        }
         match &handled.outcome {
             Outcome::Accepted { events } => emit_metrics(
-                &[("Service", "ingress")],
+                &dimensions,
                 &[
                     Metric::count("EventsAccepted", *events),
                     Metric::milliseconds("EnqueueTime", enqueue_ms),
@@ -155,17 +165,17 @@ impl Ingress {
                 ],
             ),
             Outcome::EnqueueFailed { events } => emit_metrics(
-                &[("Service", "ingress")],
+                &dimensions,
                 &[
                     Metric::count("EnqueueFailures", 1),
                     Metric::count("EventsNotQueued", *events),
                     Metric::milliseconds("EnqueueTime", enqueue_ms),
                 ],
             ),
-            Outcome::Rejected { reason } => emit_metrics(
-                &[("Service", "ingress"), ("Reason", reason)],
-                &[Metric::count("RequestsRejected", 1)],
-            ),
+            Outcome::Rejected { reason } => {
+                dimensions.push(("Reason", reason));
+                emit_metrics(&dimensions, &[Metric::count("RequestsRejected", 1)])
+            }
             Outcome::Verified => {}
         }
     }
@@ -180,33 +190,87 @@ impl Ingress {
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
-        match path {
-            "/line" if config.line_secrets.is_some() => {
+        let query = parts.uri.query().unwrap_or("");
+        let route = match path.split_once('/').map(|(_, rest)| rest.split_once('/')) {
+            Some(Some((platform, tenant))) => (platform, Some(tenant)),
+            _ => (path.trim_start_matches('/'), None),
+        };
+        match route {
+            ("line", None) => {
+                let Some(secrets) = &config.line_secrets else {
+                    return not_found();
+                };
                 let handled = match parts.method {
-                    Method::POST => self.line(config, &parts.headers, &body).await,
+                    Method::POST => {
+                        let line = LineRoute {
+                            secrets,
+                            bot_user_id: None,
+                            tenant: None,
+                        };
+                        self.line(config, line, &parts.headers, &body).await
+                    }
                     _ => method_not_allowed("POST"),
                 };
                 handled.on(Platform::Line)
             }
-            "/meta" if config.meta_secrets.is_some() => {
+            ("line", Some(tenant)) => {
+                let Some(channel) = config.tenants.get(tenant).and_then(|t| t.line.as_ref()) else {
+                    return not_found();
+                };
                 let handled = match parts.method {
-                    Method::POST => self.meta(config, &parts.headers, &body).await,
-                    Method::GET => meta_verification(config, parts.uri.query().unwrap_or("")),
+                    Method::POST => {
+                        let line = LineRoute {
+                            secrets: &channel.secrets,
+                            bot_user_id: Some(&channel.bot_user_id),
+                            tenant: Some(tenant),
+                        };
+                        self.line(config, line, &parts.headers, &body).await
+                    }
+                    _ => method_not_allowed("POST"),
+                };
+                handled.on(Platform::Line).for_tenant(tenant)
+            }
+            ("meta", None) => {
+                let Some(secrets) = &config.meta_secrets else {
+                    return not_found();
+                };
+                let handled = match parts.method {
+                    Method::POST => {
+                        if let Err(refusal) =
+                            verify(config, Some(secrets), Platform::Meta, &parts.headers, &body)
+                        {
+                            return refusal.on(Platform::Meta);
+                        }
+                        self.meta(config, &body, None).await
+                    }
+                    Method::GET => meta_verification(config.meta_verify_token.as_ref(), query),
                     _ => method_not_allowed("GET, POST"),
                 };
                 handled.on(Platform::Meta)
             }
-            _ => rejected(StatusCode::NOT_FOUND, "not_found", "not found"),
+            ("meta", Some(tenant)) => {
+                let Some(apps) = config.tenants.get(tenant).and_then(|t| t.meta.as_ref()) else {
+                    return not_found();
+                };
+                let handled = match parts.method {
+                    Method::POST => self.meta_tenant(config, apps, tenant, &parts, &body).await,
+                    Method::GET => meta_verification(apps.verify_token.as_ref(), query),
+                    _ => method_not_allowed("GET, POST"),
+                };
+                handled.on(Platform::Meta).for_tenant(tenant)
+            }
+            _ => not_found(),
         }
     }
 
     async fn line(
         &self,
         config: &IngressConfig,
+        route: LineRoute<'_>,
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Handled {
-        let verified = match verify(config, Platform::Line, headers, body) {
+        let verified = match verify(config, Some(route.secrets), Platform::Line, headers, body) {
             Ok(verified) => verified,
             Err(refusal) => return refusal,
         };
@@ -214,9 +278,14 @@ impl Ingress {
             Ok(callback) => callback,
             Err(error) => return malformed(&error),
         };
-        if !verified.allows(callback.destination.as_deref()) {
+        let destination = callback.destination.as_deref();
+        let own_bot = match (route.bot_user_id, destination) {
+            (Some(bot), Some(destination)) => bot == destination,
+            _ => verified.allows(destination),
+        };
+        if !own_bot {
             // Signed, but by another channel's secret than the bot it names.
-            tracing::warn!(target: "ingress", "LINE request signed by a secret bound to another destination");
+            tracing::warn!(target: "ingress", tenant = route.tenant.unwrap_or("-"), "LINE request signed by a secret bound to another destination");
             return rejected(
                 StatusCode::UNAUTHORIZED,
                 "destination_mismatch",
@@ -226,25 +295,80 @@ impl Ingress {
         if callback.events.len() > config.max_events {
             return too_many_events();
         }
-        let options = self.split_options(body);
+        let options = SplitOptions {
+            tenant: route.tenant,
+            ..self.split_options(body)
+        };
         match line_messages(&callback, &options) {
             Ok(split) => self.enqueue(config, split).await,
             Err(error) => encode_failed(&error),
         }
     }
 
+    /// `POST /meta/{tenant}`: verified with the tenant's apps, then every entry checked against
+    /// what the verifying app serves for the tenant.
+    async fn meta_tenant(
+        &self,
+        config: &IngressConfig,
+        apps: &MetaSigning,
+        tenant: &str,
+        parts: &http::request::Parts,
+        body: &Bytes,
+    ) -> Handled {
+        if body.len() > config.max_body_bytes {
+            return body_too_large();
+        }
+        let signature = parts
+            .headers
+            .get("x-hub-signature-256")
+            .map(|v| v.as_bytes());
+        let verified = match apps.verify(body, signature) {
+            Ok(verified) => verified,
+            Err(error) => return signature_refused(error),
+        };
+        let mut notification = match Notification::parse(body) {
+            Ok(notification) => notification,
+            Err(error) => return malformed(&error),
+        };
+        let removed = apps.remove_foreign(&verified, &mut notification);
+        if removed > 0 {
+            match config.foreign_entries {
+                ForeignEntries::Refuse => {
+                    tracing::warn!(target: "ingress", tenant, items = removed, "Meta request names a page, account or number its app does not serve for this tenant; refused");
+                    return rejected(
+                        StatusCode::FORBIDDEN,
+                        "foreign_entry",
+                        "entry not served by this tenant",
+                    );
+                }
+                ForeignEntries::Drop => {
+                    tracing::warn!(target: "ingress", tenant, items = removed, "Meta request names a page, account or number its app does not serve for this tenant; those items are dropped");
+                    if self.metrics {
+                        use crate::telemetry::{Metric, emit_metrics};
+                        emit_metrics(
+                            &[("Service", "ingress"), ("Tenant", tenant)],
+                            &[Metric::count("ForeignItemsDropped", removed)],
+                        );
+                    }
+                }
+            }
+        }
+        self.meta(config, body, Some((tenant, notification))).await
+    }
+
+    /// A verified Meta body (already read, for a tenant) into the queue.
     async fn meta(
         &self,
         config: &IngressConfig,
-        headers: &http::HeaderMap,
         body: &Bytes,
+        tenant: Option<(&str, Notification<'_>)>,
     ) -> Handled {
-        if let Err(refusal) = verify(config, Platform::Meta, headers, body) {
-            return refusal;
-        }
-        let notification = match Notification::parse(body) {
-            Ok(notification) => notification,
-            Err(error) => return malformed(&error),
+        let (tenant, notification) = match tenant {
+            Some((tenant, notification)) => (Some(tenant), notification),
+            None => match Notification::parse(body) {
+                Ok(notification) => (None, notification),
+                Err(error) => return malformed(&error),
+            },
         };
         if let MetaObject::Unknown(_) = notification.object {
             // As Meta's own sample app does for objects it does not subscribe to.
@@ -257,14 +381,17 @@ impl Ingress {
         if notification.item_count() > config.max_events {
             return too_many_events();
         }
-        let options = self.split_options(body);
+        let options = SplitOptions {
+            tenant,
+            ..self.split_options(body)
+        };
         match meta_messages(&notification, &options) {
             Ok(split) => self.enqueue(config, split).await,
             Err(error) => encode_failed(&error),
         }
     }
 
-    fn split_options(&self, body: &[u8]) -> SplitOptions {
+    fn split_options(&self, body: &[u8]) -> SplitOptions<'static> {
         SplitOptions::for_body(body, self.clock.now_ms(), self.queue.max_message_bytes())
     }
 
@@ -322,6 +449,7 @@ fn not_queued(events: usize, started: Instant) -> Handled {
     Handled {
         response: text(StatusCode::SERVICE_UNAVAILABLE, "events not queued, retry"),
         platform: None,
+        tenant: None,
         outcome: Outcome::EnqueueFailed { events },
         enqueue_time: Some(started.elapsed()),
     }
@@ -335,9 +463,9 @@ fn too_many_events() -> Handled {
     )
 }
 
-fn meta_verification(config: &IngressConfig, query: &str) -> Handled {
+fn meta_verification(token: Option<&VerifyToken>, query: &str) -> Handled {
     let refused = || rejected(StatusCode::FORBIDDEN, "verification_refused", "forbidden");
-    let Some(token) = &config.meta_verify_token else {
+    let Some(token) = token else {
         return refused();
     };
     let (mut mode, mut verify_token, mut challenge) = (None, None, None);
@@ -360,6 +488,7 @@ fn meta_verification(config: &IngressConfig, query: &str) -> Handled {
             Handled {
                 response: text(StatusCode::OK, challenge.into_owned()),
                 platform: None,
+                tenant: None,
                 outcome: Outcome::Verified,
                 enqueue_time: None,
             }
@@ -374,32 +503,54 @@ fn meta_verification(config: &IngressConfig, query: &str) -> Handled {
 #[allow(clippy::result_large_err)] // once per request, and the refusal is the answer: no box
 fn verify(
     config: &IngressConfig,
+    secrets: Option<&Secrets>,
     platform: Platform,
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<Verified, Handled> {
     if body.len() > config.max_body_bytes {
-        return Err(rejected(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "payload too large",
-        ));
+        return Err(body_too_large());
     }
     type Verify = fn(&Secrets, &[u8], Option<&[u8]>) -> Result<Verified, SignatureError>;
-    let (secrets, header, verify): (&Option<Secrets>, &str, Verify) = match platform {
-        Platform::Line => (&config.line_secrets, "x-line-signature", verify_line),
-        Platform::Meta => (&config.meta_secrets, "x-hub-signature-256", verify_meta),
+    let (header, verify): (&str, Verify) = match platform {
+        Platform::Line => ("x-line-signature", verify_line),
+        Platform::Meta => ("x-hub-signature-256", verify_meta),
     };
     let Some(secrets) = secrets else {
-        return Err(rejected(StatusCode::NOT_FOUND, "not_found", "not found"));
+        return Err(not_found());
     };
     let signature = headers.get(header).map(|v| v.as_bytes());
     verify(secrets, body, signature).map_err(signature_refused)
 }
 
+/// How a LINE request is checked: the secrets, and for a tenant its bot.
+struct LineRoute<'a> {
+    secrets: &'a Secrets,
+    /// The only `destination` the request may name (a tenant's channel).
+    bot_user_id: Option<&'a str>,
+    tenant: Option<&'a str>,
+}
+
+fn body_too_large() -> Handled {
+    rejected(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "payload too large",
+    )
+}
+
+fn not_found() -> Handled {
+    rejected(StatusCode::NOT_FOUND, "not_found", "not found")
+}
+
 impl Handled {
     fn on(mut self, platform: Platform) -> Handled {
         self.platform = Some(platform);
+        self
+    }
+
+    fn for_tenant(mut self, tenant: &str) -> Handled {
+        self.tenant = Some(tenant.to_owned());
         self
     }
 }
@@ -429,6 +580,7 @@ fn accepted(events: usize) -> Handled {
     Handled {
         response: text(StatusCode::OK, "OK"),
         platform: None,
+        tenant: None,
         outcome: Outcome::Accepted { events },
         enqueue_time: None,
     }
@@ -438,6 +590,7 @@ fn rejected(status: StatusCode, reason: &'static str, message: &'static str) -> 
     Handled {
         response: text(status, message),
         platform: None,
+        tenant: None,
         outcome: Outcome::Rejected { reason },
         enqueue_time: None,
     }
@@ -476,6 +629,7 @@ fn encode_failed(error: &serde_json::Error) -> Handled {
     Handled {
         response: text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         platform: None,
+        tenant: None,
         outcome: Outcome::Rejected {
             reason: "encode_failed",
         },

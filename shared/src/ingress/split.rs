@@ -7,13 +7,14 @@ use crate::line::{Callback, EventHead};
 use crate::meta::Notification;
 use crate::platform::Platform;
 use crate::ports::QueueMessage;
+use crate::tenants::scoped;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// How to write a request's messages.
 #[derive(Debug, Clone, Copy)]
-pub struct SplitOptions {
+pub struct SplitOptions<'a> {
     /// When the ingress received the request, in milliseconds since the epoch.
     pub received_at: i64,
     /// The largest message body the queue takes.
@@ -22,15 +23,23 @@ pub struct SplitOptions {
     /// ([`Envelope::encode_for_sqs`]). Without one, no event and no string derived from the
     /// request can hold one, and the fast path is exact.
     pub refused_chars: bool,
+    /// The registry tenant the request came for: stamped on every envelope, and the prefix of
+    /// its key and conversation.
+    pub tenant: Option<&'a str>,
 }
 
-impl SplitOptions {
+impl SplitOptions<'_> {
     /// Options for `body`, received at `received_at`, for a queue taking `max_message_bytes`.
-    pub fn for_body(body: &[u8], received_at: i64, max_message_bytes: usize) -> SplitOptions {
+    pub fn for_body(
+        body: &[u8],
+        received_at: i64,
+        max_message_bytes: usize,
+    ) -> SplitOptions<'static> {
         SplitOptions {
             received_at,
             max_message_bytes,
             refused_chars: crate::envelope::has_refused_chars(body),
+            tenant: None,
         }
     }
 }
@@ -46,7 +55,7 @@ pub struct Split {
 /// One queue message per LINE event.
 pub fn line_messages(
     callback: &Callback<'_>,
-    options: &SplitOptions,
+    options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
     let destination = callback.destination.as_deref().unwrap_or_default();
     let mut split = Split {
@@ -58,8 +67,9 @@ pub fn line_messages(
         let envelope = Envelope {
             version: ENVELOPE_VERSION,
             platform: Platform::Line,
-            key: head.dedup_key(destination, raw),
-            conversation: head.conversation_id(destination),
+            tenant: options.tenant.map(str::to_owned),
+            key: scoped(options.tenant, head.dedup_key(destination, raw)),
+            conversation: scoped(options.tenant, head.conversation_id(destination)),
             timestamp: head.timestamp,
             received_at: options.received_at,
             stage: Stage::Bot,
@@ -80,7 +90,7 @@ pub fn line_messages(
 /// One queue message per item of `messaging[]`, `standby[]` and `changes[]` of every entry.
 pub fn meta_messages(
     notification: &Notification<'_>,
-    options: &SplitOptions,
+    options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
     let mut split = Split {
         messages: Vec::with_capacity(notification.item_count()),
@@ -91,8 +101,9 @@ pub fn meta_messages(
         let envelope = Envelope {
             version: ENVELOPE_VERSION,
             platform: Platform::Meta,
-            key: head.key,
-            conversation: head.conversation,
+            tenant: options.tenant.map(str::to_owned),
+            key: scoped(options.tenant, head.key),
+            conversation: scoped(options.tenant, head.conversation),
             timestamp: head.timestamp,
             received_at: options.received_at,
             stage: Stage::Bot,
@@ -118,7 +129,7 @@ pub fn meta_messages(
 fn add(
     split: &mut Split,
     envelope: Envelope<&RawValue>,
-    options: &SplitOptions,
+    options: &SplitOptions<'_>,
 ) -> Result<(), serde_json::Error> {
     let encode = |envelope: &Envelope<&RawValue>| {
         if options.refused_chars {

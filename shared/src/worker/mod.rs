@@ -482,7 +482,8 @@ impl Worker {
         };
         let claim_object = envelope.claim.as_ref().map(|c| c.object.clone());
         let event = BotEvent::from_envelope(envelope, budget.handlers_by);
-        let clients = self.clients.current();
+        let all_clients = self.clients.current();
+        let clients = event.clients_from(&all_clients);
         let handling = AssertUnwindSafe(self.bot.handle(&event, &clients)).catch_unwind();
         let mut permanent = false;
         let failure = match tokio::time::timeout_at(budget.handlers_by, handling).await {
@@ -632,7 +633,8 @@ impl Worker {
         let Some(stage) = &self.archive else {
             return Archived::Done;
         };
-        let clients = self.clients.current();
+        let all_clients = self.clients.current();
+        let clients = event.clients_from(&all_clients);
         let failure = if Instant::now() >= budget.start_by {
             None
         } else {
@@ -721,7 +723,8 @@ impl Worker {
         };
         let claim_object = envelope.claim.as_ref().map(|c| c.object.clone());
         let event = BotEvent::from_envelope(envelope, budget.handlers_by);
-        let clients = self.clients.current();
+        let all_clients = self.clients.current();
+        let clients = event.clients_from(&all_clients);
         // The archive keeps to `event.deadline` (handlers_by) itself; this guard only stops a
         // store that hangs past its own timeouts.
         let result = tokio::time::timeout_at(
