@@ -259,6 +259,20 @@ impl<T: Send + Sync + 'static> Reloading<T> {
             .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
     }
 
+    /// Rebuilds now unless the value was (re)loaded less than `age` ago: for callers that find
+    /// the value out of date, without letting each of them fetch.
+    pub async fn reload_if_older(&self, age: Duration) {
+        let fresh = self
+            .loaded_at
+            .lock()
+            .map(|at| at.elapsed() < age)
+            .unwrap_or(true);
+        // A fixed value (and one whose source never changes) has nothing to read again.
+        if !fresh && self.every != Duration::MAX {
+            self.reload().await;
+        }
+    }
+
     /// Rebuilds now; on failure the previous value stays and the error is logged.
     pub async fn reload(&self) {
         let rebuilt = match self.source.fetch().await {

@@ -5,6 +5,8 @@
 //! lists them as ignored rather than passing them without running; `scripts/test.sh` starts moto
 //! and runs them with `--include-ignored`. Run without an endpoint, [`aws_endpoint`] fails them.
 
+pub mod tenants;
+
 pub mod proxy;
 
 use aws_sdk_dynamodb::types::{

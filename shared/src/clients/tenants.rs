@@ -94,6 +94,11 @@ impl Clients {
         })
     }
 
+    /// True when the registry these clients were built from has `tenant`.
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.contains_key(tenant)
+    }
+
     /// The tenants these clients know.
     pub fn tenant_ids(&self) -> impl Iterator<Item = &str> {
         self.tenants.keys().map(String::as_str)

@@ -38,6 +38,9 @@ use crate::archive::{Archive, ArchiveFailure};
 use crate::bot::{Bot, BotEvent};
 use crate::budget::{Budget, retry_until};
 use crate::clients::Clients;
+
+/// How often an event of an unknown tenant may make the worker read its registry again.
+pub const TENANT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 use crate::clock::{self, Clock};
 use crate::envelope::{Envelope, EnvelopeError, Stage};
 use crate::ports::{
@@ -482,7 +485,14 @@ impl Worker {
         };
         let claim_object = envelope.claim.as_ref().map(|c| c.object.clone());
         let event = BotEvent::from_envelope(envelope, budget.handlers_by);
-        let all_clients = self.clients.current();
+        let all_clients = match self.tenant_clients(&event).await {
+            Ok(clients) => clients,
+            Err(reason) => {
+                return self
+                    .failed(record, &key, &owner, attempt, reason, budget)
+                    .await;
+            }
+        };
         let clients = event.clients_from(&all_clients);
         let handling = AssertUnwindSafe(self.bot.handle(&event, &clients)).catch_unwind();
         let mut permanent = false;
@@ -698,6 +708,30 @@ impl Worker {
 
     /// An archive-only message: archive again; on the last attempt, whatever is still failing is
     /// marked failed for good, and the message is acknowledged either way but for store errors.
+    /// The clients, knowing the event's tenant. A tenant the ingress already serves may be newer
+    /// than the worker's registry: the registry is read again (at most every
+    /// [`TENANT_RELOAD_INTERVAL`]) before the event is failed, to come back later, rather than
+    /// handed to the bot without its tenant's clients. A worker with no registry at all (a
+    /// destination outside it, which needs no tokens) hands every tenant's events on.
+    async fn tenant_clients(&self, event: &BotEvent) -> Result<Arc<Clients>, String> {
+        let clients = self.clients.current();
+        let Some(tenant) = event.tenant.as_deref() else {
+            return Ok(clients);
+        };
+        if clients.has_tenant(tenant) || clients.tenant_ids().next().is_none() {
+            return Ok(clients);
+        }
+        self.clients.reload_if_older(TENANT_RELOAD_INTERVAL).await;
+        let clients = self.clients.current();
+        if clients.has_tenant(tenant) {
+            Ok(clients)
+        } else {
+            Err(format!(
+                "tenant {tenant} is not in the worker's registry (TENANTS in its secret)"
+            ))
+        }
+    }
+
     async fn run_archive_follow_up(
         &self,
         record: &QueueRecord,
