@@ -95,4 +95,19 @@ mod tests {
         .unwrap_err();
         assert!(missing.to_string().contains("cannot be read"));
     }
+
+    #[test]
+    fn the_readmes_example_is_a_registry() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("# tenants.toml").expect("the README's example");
+        let end = start + readme[start..].find("```").expect("end of the block");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("tenants.toml");
+        std::fs::write(&path, &readme[start..end]).expect("write");
+        let json = TenantsFile { path }.read().expect("toml");
+        let registry = shared::tenants::Registry::parse(Some(&json)).expect("registry");
+        let tenant = &registry.tenants["brand-a"];
+        assert_eq!(tenant.meta.as_ref().map(|m| m.apps.len()), Some(2));
+        assert_eq!(tenant.limits.concurrency.map(|n| n.get()), Some(4));
+    }
 }
