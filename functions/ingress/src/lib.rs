@@ -24,6 +24,29 @@ pub async fn handle(ingress: &Ingress, event: HttpEvent) -> HttpResponse {
     apigw::into_response(origin, response)
 }
 
+/// The longest init waits for the SQS connection it opens: a slow SQS must not hold the function
+/// back; the first request then connects itself.
+const PREWARM_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// `SQS_PREWARM=off` leaves the SQS connection to the first request (for comparison).
+fn prewarm_enabled() -> bool {
+    !std::env::var("SQS_PREWARM").is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"))
+}
+
+/// One cheap call, so that the client's pool holds an open TLS connection to SQS. Its answer is
+/// not needed; an error is only logged.
+async fn prewarm(client: aws_sdk_sqs::Client, queue_url: String) {
+    let call = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await;
+    if let Err(error) = call {
+        tracing::warn!(target: "ingress", error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "opening the SQS connection during init failed; the first request opens it");
+    }
+}
+
 /// Why the function cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -45,6 +68,12 @@ pub async fn from_env() -> Result<Ingress, StartError> {
         .filter(|url| !url.is_empty())
         .ok_or(StartError::NoQueueUrl)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let tuning = SqsTuning::from_env();
+    let client = SqsQueue::client_for_sending(&sdk, tuning);
+    // The SQS connection (TCP and TLS) is opened during init, beside the secret's fetch, rather
+    // than in the first request LINE is timing (BENCHMARKS.md, "Cold path").
+    let prewarm =
+        prewarm_enabled().then(|| tokio::spawn(prewarm(client.clone(), queue_url.clone())));
     // The API tokens are the worker's: the internet-facing ingress never holds them.
     let source = Withholding::new(
         secrets_manager::source_from_env(&sdk),
@@ -61,9 +90,10 @@ pub async fn from_env() -> Result<Ingress, StartError> {
     {
         tracing::warn!(target: "ingress", "neither LINE_CHANNEL_SECRET nor META_APP_SECRET nor TENANTS is set: every route answers 404");
     }
-    let tuning = SqsTuning::from_env();
-    let queue =
-        SqsQueue::new(SqsQueue::client_for_sending(&sdk, tuning), queue_url).batched(tuning);
+    if let Some(prewarm) = prewarm {
+        let _ = tokio::time::timeout(PREWARM_WAIT, prewarm).await;
+    }
+    let queue = SqsQueue::new(client, queue_url).batched(tuning);
     let mut ingress = Ingress::reloading(config, Arc::new(queue))
         .with_metrics(shared::telemetry::metrics_enabled());
     if let Some(bucket) = std::env::var("CLAIM_CHECK_BUCKET")
