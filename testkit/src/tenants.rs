@@ -148,3 +148,74 @@ pub fn meta_post(tenant: &str, secret: &str, body: String) -> http::Request<byte
         body,
     )
 }
+
+/// Every tenant's genuine requests, one per channel, page, account and number, with the tenant
+/// whose URL each goes to.
+pub fn genuine_requests() -> Vec<(&'static str, http::Request<bytes::Bytes>)> {
+    let mut requests = Vec::new();
+    for tenant in TENANTS {
+        let (bot, secret, _) = line_channel(tenant);
+        requests.push((tenant, line_post(tenant, &secret, line_body(bot, tenant))));
+    }
+    requests.extend([
+        (
+            "alpha",
+            meta_post(
+                "alpha",
+                APP_ONE_SECRET,
+                messenger_body(ALPHA_PAGE, "PSID-A", "m-a"),
+            ),
+        ),
+        (
+            "alpha",
+            meta_post(
+                "alpha",
+                INSTAGRAM_APP_SECRET,
+                instagram_body(ALPHA_INSTAGRAM, "IGSID-A", "ig-a"),
+            ),
+        ),
+        (
+            "bravo",
+            meta_post(
+                "bravo",
+                APP_ONE_SECRET,
+                messenger_body(BRAVO_PAGE, "PSID-B", "m-b"),
+            ),
+        ),
+        (
+            "bravo",
+            meta_post(
+                "bravo",
+                APP_TWO_SECRET,
+                whatsapp_body(BRAVO_WABA, BRAVO_NUMBER, "b"),
+            ),
+        ),
+        (
+            "charlie",
+            meta_post(
+                "charlie",
+                APP_TWO_SECRET,
+                messenger_body(CHARLIE_PAGE, "PSID-C", "m-c"),
+            ),
+        ),
+        (
+            "charlie",
+            meta_post(
+                "charlie",
+                APP_TWO_SECRET,
+                whatsapp_body(CHARLIE_WABA, CHARLIE_NUMBER, "c"),
+            ),
+        ),
+    ]);
+    requests
+}
+
+/// The bearer token of a call to a fake API, `-` when there is none.
+pub fn bearer_token(headers: &http::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .trim_start_matches("Bearer ")
+        .to_owned()
+}

@@ -52,66 +52,6 @@ async fn status(ingress: &Ingress, request: http::Request<Bytes>) -> StatusCode 
     ingress.handle_request(request).await.response.status()
 }
 
-/// Every tenant's genuine requests, one per channel, page, account and number.
-fn genuine_requests() -> Vec<(&'static str, http::Request<Bytes>)> {
-    let mut requests = Vec::new();
-    for tenant in TENANTS {
-        let (bot, secret, _) = line_channel(tenant);
-        requests.push((tenant, line_post(tenant, &secret, line_body(bot, tenant))));
-    }
-    requests.extend([
-        (
-            "alpha",
-            meta_post(
-                "alpha",
-                APP_ONE_SECRET,
-                messenger_body(ALPHA_PAGE, "PSID-A", "m-a"),
-            ),
-        ),
-        (
-            "alpha",
-            meta_post(
-                "alpha",
-                INSTAGRAM_APP_SECRET,
-                instagram_body(ALPHA_INSTAGRAM, "IGSID-A", "ig-a"),
-            ),
-        ),
-        (
-            "bravo",
-            meta_post(
-                "bravo",
-                APP_ONE_SECRET,
-                messenger_body(BRAVO_PAGE, "PSID-B", "m-b"),
-            ),
-        ),
-        (
-            "bravo",
-            meta_post(
-                "bravo",
-                APP_TWO_SECRET,
-                whatsapp_body(BRAVO_WABA, BRAVO_NUMBER, "b"),
-            ),
-        ),
-        (
-            "charlie",
-            meta_post(
-                "charlie",
-                APP_TWO_SECRET,
-                messenger_body(CHARLIE_PAGE, "PSID-C", "m-c"),
-            ),
-        ),
-        (
-            "charlie",
-            meta_post(
-                "charlie",
-                APP_TWO_SECRET,
-                whatsapp_body(CHARLIE_WABA, CHARLIE_NUMBER, "c"),
-            ),
-        ),
-    ]);
-    requests
-}
-
 #[tokio::test]
 async fn each_tenant_is_served_on_its_own_url_and_its_events_carry_it() {
     let queue = Arc::new(MemoryQueue::like_sqs());
@@ -345,13 +285,7 @@ struct Calls(Arc<Mutex<Vec<(String, String)>>>);
 
 impl wiremock::Respond for Calls {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let token = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .trim_start_matches("Bearer ")
-            .to_owned();
+        let token = bearer_token(&request.headers);
         let path = request.url.path().to_owned();
         if let Ok(mut calls) = self.0.lock() {
             calls.push((path.clone(), token));
