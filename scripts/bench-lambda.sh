@@ -11,7 +11,7 @@ scripts/tools.sh >/dev/null
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$CARGO_TARGET_DIR"
-moto_server -H 127.0.0.1 -p "$PORT" > "$CARGO_TARGET_DIR/bench-moto.log" 2>&1 &
+"$ROOT/.tools/venv/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$PORT" > "$CARGO_TARGET_DIR/bench-moto.log" 2>&1 &
 MOTO=$!
 trap 'kill $MOTO 2>/dev/null || true; wait $MOTO 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$PORT/moto-api/" && break; sleep 0.2; done

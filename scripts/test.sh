@@ -54,7 +54,7 @@ AWS_REGION=us-east-1 sam validate --lint -t examples/eventbridge-line-python/tem
 step "moto (local SQS, DynamoDB and Secrets Manager)"
 MOTO_PORT=$(free_port)
 mkdir -p target/logs
-moto_server -H 127.0.0.1 -p "$MOTO_PORT" > target/logs/moto.log 2>&1 &
+"$ROOT/.tools/venv/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$MOTO_PORT" > target/logs/moto.log 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" "moto"
 export GATEWAY_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"

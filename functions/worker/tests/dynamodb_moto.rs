@@ -254,6 +254,9 @@ async fn the_same_event_three_times_gets_one_reply_in_one_batch_across_batches_a
     assert_eq!(setup.api.reply.oks(), 2);
 
     // In two concurrent invocations (the reply takes 300 ms, so they overlap), then a third.
+    // DynamoDB evaluates a claim's condition and writes it atomically; plain moto does not (two
+    // concurrent claims could both pass under load), so scripts/test.sh runs moto through
+    // scripts/moto_server.py, which makes its conditional writes atomic as DynamoDB's are.
     let c = testkit::queued_line_events(&[testkit::line_text_event("C", json!({}))]);
     let other = setup.another_worker();
     let (first, second) = tokio::join!(run(&setup.worker, &c, 20_000), run(&other, &c, 20_000));
