@@ -652,3 +652,107 @@ async fn every_peer_body_is_accepted_queued_byte_for_byte_and_typed_as_its_manif
     );
     assert_eq!((bodies, events), (142, 247), "the whole corpus");
 }
+
+/// The peers' bodies on the tenant routes (`shared::tenants`): each is accepted on the URL of a
+/// tenant whose channel or app serves its bot, pages, accounts and numbers, every event stamped
+/// with that tenant and nothing else changed, and refused on the URL of a tenant signing with the
+/// same secret that serves none of them (an app shared by two tenants).
+#[tokio::test]
+async fn every_peer_body_is_served_on_its_tenants_url_and_refused_on_anothers() {
+    let Some(folder) = peers() else { return };
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).expect("manifest"))
+            .expect("manifest JSON");
+    let (mut checked, mut problems) = (0, Vec::new());
+    for fixture in manifest["fixtures"].as_array().expect("fixtures") {
+        let expect = &fixture["expect"];
+        if expect["status"].as_u64() != Some(200) || expect["count"].as_u64().unwrap_or(0) == 0 {
+            continue;
+        }
+        let id = fixture["id"].as_str().unwrap_or("?");
+        let body =
+            std::fs::read(folder.join(fixture["file"].as_str().expect("file"))).expect("body");
+        let line = fixture["route"].as_str() == Some("/line");
+        let registry = if line {
+            let Some(bot) = expect["destination"]
+                .as_str()
+                .filter(|b| shared::signature::is_line_user_id(b))
+            else {
+                continue; // a sample bot id that is not a LINE user id cannot be registered
+            };
+            let channel = |bot: &str| json!({"bot_user_id": bot, "channel_secrets": [LINE_SECRET]});
+            json!({"own": {"line": channel(bot)},
+                   "other": {"line": channel("U00000000000000000000000000000000")}})
+        } else {
+            let document: Value = serde_json::from_slice(&body).expect("JSON");
+            let entries = document["entry"].as_array().cloned().unwrap_or_default();
+            let ids: Option<Vec<String>> = entries
+                .iter()
+                .map(|e| match &e["id"] {
+                    Value::String(id) => Some(id.clone()),
+                    Value::Number(id) => Some(id.to_string()),
+                    _ => None,
+                })
+                .collect();
+            let Some(ids) = ids else { continue }; // an entry without an id belongs to no tenant
+            let numbers: Vec<Value> = entries
+                .iter()
+                .flat_map(|e| e["changes"].as_array().cloned().unwrap_or_default())
+                .filter_map(|c| {
+                    c["value"]["metadata"]["phone_number_id"]
+                        .as_str()
+                        .map(Value::from)
+                })
+                .collect();
+            let app = |accounts: Value, numbers: Vec<Value>| {
+                json!({"meta": {"apps": [{"app_id": "1", "app_secrets": [META_SECRET],
+                    "pages": accounts, "phone_number_ids": numbers}]}})
+            };
+            json!({"own": app(json!(ids), numbers), "other": app(json!(["999999999999999"]), vec![])})
+        };
+        let config =
+            IngressConfig::from_vars(|name| (name == "TENANTS").then(|| registry.to_string()))
+                .expect("registry");
+        let post = |tenant: &str| {
+            let (platform, header, signature) = if line {
+                ("line", "x-line-signature", sign_line(LINE_SECRET, &body))
+            } else {
+                ("meta", "x-hub-signature-256", sign_meta(META_SECRET, &body))
+            };
+            http::Request::builder()
+                .method("POST")
+                .uri(format!("/{platform}/{tenant}"))
+                .header(header, signature)
+                .body(Bytes::from(body.clone()))
+                .expect("request")
+        };
+        let queue = Arc::new(MemoryQueue::like_sqs());
+        let ingress = Ingress::new(config, queue.clone());
+        let own = ingress.handle_request(post("own")).await.response.status();
+        let queued = queue.drain();
+        let stamped = queued.iter().all(|m| {
+            let envelope = Envelope::decode(&m.body).expect("envelope");
+            envelope.tenant.as_deref() == Some("own") && envelope.key.starts_with("own/")
+        });
+        if own != 200 || Some(queued.len() as u64) != expect["count"].as_u64() || !stamped {
+            problems.push(format!(
+                "{id}: on its tenant's URL {own}, {} queued, stamped {stamped}",
+                queued.len()
+            ));
+        }
+        let other = ingress
+            .handle_request(post("other"))
+            .await
+            .response
+            .status();
+        let refused = if line { 401 } else { 403 };
+        if other != refused || !queue.messages().is_empty() {
+            problems.push(format!(
+                "{id}: on another tenant's URL {other}, expected {refused}"
+            ));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 100, "only {checked} peer bodies checked");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
