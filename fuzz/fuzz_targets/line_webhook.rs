@@ -1,5 +1,6 @@
 //! A LINE request body through signature verification, splitting and envelope building: never a
-//! panic; a body that parses gives one envelope per event, each carrying the event's exact bytes.
+//! panic; a body that parses gives one envelope per event, each carrying the event's exact bytes,
+//! keyed as serde's reading of its head keys it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -29,7 +30,15 @@ fuzz_target!(|body: &[u8]| {
             }
         }
         let head = EventHead::of(raw);
-        assert_eq!(message.key, head.dedup_key(callback.destination.as_deref().unwrap_or_default(), raw));
+        let destination = callback.destination.as_deref().unwrap_or_default();
+        assert_eq!(message.key, head.dedup_key(destination, raw));
+        // The fast reading of the head equals its definition, serde's reading.
+        assert_eq!(head, EventHead::of_serde(raw), "head");
+        let serde_key = match head.webhook_event_id.as_deref() {
+            Some(id) if !id.is_empty() => format!("line:{id}"),
+            _ => shared::key::hashed_json_serde("line:h:", &[destination], raw.get()),
+        };
+        assert_eq!(message.key, serde_key, "key");
     }
     for parsed in callback.events() {
         if let Ok(event) = parsed.event {

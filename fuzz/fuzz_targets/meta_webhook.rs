@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use shared::envelope::Envelope;
 use shared::ingress::{SplitOptions, meta_messages};
-use shared::meta::Notification;
+use shared::meta::{ItemHead, Notification};
 use shared::signature::{Secrets, sign_meta, verify_meta};
 
 fuzz_target!(|body: &[u8]| {
@@ -25,6 +25,10 @@ fuzz_target!(|body: &[u8]| {
                 assert_eq!(stored.map(|(_, bytes)| bytes.as_ref()), Some(item.raw.get().as_bytes()), "exact bytes");
             }
         }
+        // The fast reading of the head equals its definition, serde's reading.
+        let serde_head = ItemHead::of_entry_serde(item.object, item.entry_id, item.entry_time, item.list, item.raw);
+        assert_eq!(message.key, serde_head.key, "key");
+        assert_eq!(item.head(), serde_head, "head");
         let _ = item.typed();
     }
 });

@@ -240,15 +240,20 @@ pub(crate) mod lenient {
                     .filter(|f| f.is_finite() && f.abs() < 9.2e18)
                     .map(|f| f as i64)
             }),
-            Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| {
-                s.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && f.abs() < 9.2e18)
-                    .map(|f| f as i64)
-            }),
+            Value::String(s) => whole_number_text(s),
             _ => None,
         }
+    }
+
+    /// [`whole_number`] of a numeric string.
+    pub(crate) fn whole_number_text(s: &str) -> Option<i64> {
+        s.trim().parse::<i64>().ok().or_else(|| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                .map(|f| f as i64)
+        })
     }
 
     /// The field `name` of `value`, typed if it fits.

@@ -34,8 +34,19 @@ pub fn hashed(prefix: &str, parts: &[&str], item: &Value) -> String {
 /// Like [`hashed`], for an item given as JSON text: hashed in its canonical form (object keys
 /// sorted, no white space, numbers exactly as written, so integers beyond 64 bits keep their
 /// digits) when it can be read as JSON, and byte for byte when it cannot (nesting beyond
-/// serde_json's depth limit), so that two different items never share a key.
+/// serde_json's depth limit), so that two different items never share a key. `json` is text
+/// serde_json has validated (an event's `RawValue`).
 pub fn hashed_json(prefix: &str, parts: &[&str], json: &str) -> String {
+    let mut canonical = String::with_capacity(json.len());
+    if write_canonical_scan(crate::scan::Json::new(json), &mut canonical, 0).is_ok() {
+        return hash_parts(prefix, parts, &canonical);
+    }
+    hashed_json_serde(prefix, parts, json)
+}
+
+/// [`hashed_json`] through serde's reading of every level alone: the definition that its
+/// faster reading equals on every input (property tests and fuzz targets).
+pub fn hashed_json_serde(prefix: &str, parts: &[&str], json: &str) -> String {
     let mut canonical = String::with_capacity(json.len());
     match write_canonical_text(json, &mut canonical, 0) {
         Ok(()) => hash_parts(prefix, parts, &canonical),
@@ -115,6 +126,64 @@ fn write_canonical_text(
             let _: &RawValue = serde_json::from_str(json)?;
             out.push_str(json);
         }
+    }
+    Ok(())
+}
+
+/// [`write_canonical_text`] for JSON text already validated (the ingress's, checked by serde
+/// before any item is keyed), without reading each level again: the same output, or `Unclean`
+/// where only the serde reading decides (an escaped key or string, nesting past [`MAX_DEPTH`]).
+fn write_canonical_scan(
+    json: crate::scan::Json<'_>,
+    out: &mut String,
+    depth: usize,
+) -> Result<(), crate::scan::Unclean> {
+    use crate::scan::{Kind, Unclean};
+    if depth > MAX_DEPTH {
+        return Err(Unclean);
+    }
+    match json.kind() {
+        Kind::Object => {
+            let mut members = json.members().collect::<Result<Vec<_>, _>>()?;
+            // Keys in byte order; a repeated key keeps its last value (a stable sort keeps the
+            // members of one key in order).
+            members.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            let mut first = true;
+            for (index, (name, value)) in members.iter().enumerate() {
+                if members.get(index + 1).is_some_and(|next| next.0 == *name) {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                // A key without escapes is written back as it came: serde_json escapes only
+                // quotes, backslashes and control characters, none of which it can hold.
+                out.push('"');
+                out.push_str(name);
+                out.push_str("\":");
+                write_canonical_scan(*value, out, depth + 1)?;
+            }
+            out.push('}');
+        }
+        Kind::Array => {
+            out.push('[');
+            for (index, item) in json.items().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical_scan(item, out, depth + 1)?;
+            }
+            out.push(']');
+        }
+        Kind::String => {
+            if memchr::memchr(b'\\', json.0.as_bytes()).is_some() {
+                return Err(Unclean);
+            }
+            out.push_str(json.0);
+        }
+        Kind::Number | Kind::Bool(_) | Kind::Null => out.push_str(json.0),
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 use super::message::{MentionTarget, Message, MessageContent};
 use crate::compat::{Unknown, buffered, lenient, open_enum, str_field};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 open_enum! {
@@ -82,6 +83,52 @@ impl Source {
             Source::Room { .. } => "room",
             Source::Unknown(unknown) => &unknown.kind,
         }
+    }
+}
+
+impl Source {
+    /// `lenient::option::<Source>` without building values, where the source is one of the
+    /// three chats; see [`crate::scan`].
+    pub(crate) fn scan(
+        value: crate::scan::Json<'_>,
+    ) -> Result<Option<Source>, crate::scan::Unclean> {
+        #[derive(Default)]
+        struct Fields<'a> {
+            kind: Option<std::borrow::Cow<'a, str>>,
+            user_id: Option<String>,
+            group_id: Option<String>,
+            room_id: Option<String>,
+        }
+        let fields = crate::scan::lenient::object(value, |f: &mut Fields<'_>, key, item| {
+            match key {
+                "type" => f.kind = item.string()?,
+                "userId" => f.user_id = item.string()?.map(|s| s.into_owned()),
+                "groupId" => f.group_id = item.string()?.map(|s| s.into_owned()),
+                "roomId" => f.room_id = item.string()?.map(|s| s.into_owned()),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        let Some(fields) = fields else {
+            return Ok(None);
+        };
+        Ok(Some(match fields.kind.as_deref().unwrap_or_default() {
+            "user" => Source::User {
+                user_id: fields.user_id,
+            },
+            "group" => Source::Group {
+                group_id: fields.group_id,
+                user_id: fields.user_id,
+            },
+            "room" => Source::Room {
+                room_id: fields.room_id,
+                user_id: fields.user_id,
+            },
+            other => {
+                let raw: Value = serde_json::from_str(value.0).map_err(|_| crate::scan::Unclean)?;
+                Source::Unknown(Unknown::new(other, &raw))
+            }
+        }))
     }
 }
 

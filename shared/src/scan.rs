@@ -1,0 +1,487 @@
+//! Reading a few fields out of JSON text that serde_json has already validated, without building
+//! values: the ingress's fast path for event heads (issue 20).
+//!
+//! The heads are defined by serde: structs with lenient field readers ([`crate::compat::lenient`])
+//! read through `serde_json`. Each lenient reader first reads its field as a `serde_json::Value`,
+//! which fails on a few inputs that are valid JSON (a number beyond `f64`, an unpaired surrogate
+//! escape, nesting beyond 128 levels), and serde refuses a struct that names one of its fields
+//! twice. Those inputs change what serde reads in ways not worth copying, so this reader calls
+//! them [`Unclean`] and the caller reads the item the serde way instead. On every other input
+//! the two readings are equal, which the property tests and fuzz targets check.
+//!
+//! Every function here assumes its text is one valid JSON value; on other text it returns
+//! nonsense or `Unclean`, never panics.
+
+use std::borrow::Cow;
+
+/// The item holds something the fast reading leaves to serde (see the module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unclean;
+
+/// Nesting deeper than this in a field the heads read is left to serde (its limit is 128).
+const MAX_DEPTH: usize = 100;
+/// Longer numbers are left to serde: only their length could make an `f64` overflow.
+const MAX_NUMBER_LEN: usize = 300;
+
+/// The kind of a JSON value, from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Object,
+    Array,
+    String,
+    Number,
+    Bool(bool),
+    Null,
+}
+
+/// The text of one valid JSON value, without surrounding white space.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Json<'a>(pub(crate) &'a str);
+
+impl<'a> Json<'a> {
+    /// The value of validated JSON text (surrounding white space trimmed).
+    pub(crate) fn new(text: &'a str) -> Json<'a> {
+        Json(text.trim_matches(is_ws_char))
+    }
+
+    pub(crate) fn kind(self) -> Kind {
+        match self.0.as_bytes().first() {
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            Some(b'"') => Kind::String,
+            Some(b't') => Kind::Bool(true),
+            Some(b'f') => Kind::Bool(false),
+            Some(b'n') => Kind::Null,
+            _ => Kind::Number,
+        }
+    }
+
+    /// The members of an object, in order; empty for any other value. A key written with an
+    /// escape is [`Unclean`].
+    pub(crate) fn members(self) -> Members<'a> {
+        Members {
+            text: self.0,
+            at: if self.kind() == Kind::Object {
+                1
+            } else {
+                self.0.len()
+            },
+        }
+    }
+
+    /// The items of an array, in order; empty for any other value.
+    pub(crate) fn items(self) -> Items<'a> {
+        Items {
+            text: self.0,
+            at: if self.kind() == Kind::Array {
+                1
+            } else {
+                self.0.len()
+            },
+        }
+    }
+
+    /// A string's text, unescaped; `None` for any other value.
+    pub(crate) fn string(self) -> Result<Option<Cow<'a, str>>, Unclean> {
+        if self.kind() != Kind::String || self.0.len() < 2 {
+            return Ok(None);
+        }
+        let inner = &self.0[1..self.0.len() - 1];
+        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+            return Ok(Some(Cow::Borrowed(inner)));
+        }
+        serde_json::from_str::<String>(self.0)
+            .map(|text| Some(Cow::Owned(text)))
+            .map_err(|_| Unclean)
+    }
+
+    /// Checks that serde_json reads this value as a `Value` the way the fast reading assumes:
+    /// every `\u` escape a character or a surrogate pair, no number near `f64`'s range, nesting
+    /// within [`MAX_DEPTH`].
+    pub(crate) fn check(self) -> Result<Json<'a>, Unclean> {
+        let bytes = self.0.as_bytes();
+        let (mut at, mut depth) = (0, 0usize);
+        while at < bytes.len() {
+            if !CHECKED[bytes[at] as usize] {
+                at += 1;
+                continue;
+            }
+            match bytes[at] {
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(Unclean);
+                    }
+                    at += 1;
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    at += 1;
+                }
+                b'"' => at = check_string(bytes, at)?,
+                b'-' | b'0'..=b'9' => {
+                    let end = scalar_end(bytes, at);
+                    let number = &bytes[at..end];
+                    if number.len() > MAX_NUMBER_LEN
+                        || number.iter().any(|b| matches!(b, b'e' | b'E'))
+                    {
+                        return Err(Unclean);
+                    }
+                    at = end;
+                }
+                _ => at += 1,
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Iterator over an object's members; see [`Json::members`].
+pub(crate) struct Members<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = Result<(&'a str, Json<'a>), Unclean>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.text.as_bytes();
+        let start = skip_ws(bytes, self.at);
+        if bytes.get(start) != Some(&b'"') {
+            self.at = bytes.len();
+            return None;
+        }
+        let key_end = string_end(bytes, start);
+        let key = self.text.get(start + 1..key_end.saturating_sub(1))?;
+        if memchr::memchr(b'\\', key.as_bytes()).is_some() {
+            self.at = bytes.len();
+            return Some(Err(Unclean));
+        }
+        // `:` after the key.
+        let value_start = skip_ws(bytes, skip_ws(bytes, key_end) + 1);
+        let value_end = value_end(bytes, value_start);
+        let value = Json(self.text.get(value_start..value_end)?);
+        // `,` or `}` after the value.
+        self.at = skip_ws(bytes, value_end) + 1;
+        Some(Ok((key, value)))
+    }
+}
+
+/// Iterator over an array's items; see [`Json::items`].
+pub(crate) struct Items<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Json<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.text.as_bytes();
+        let start = skip_ws(bytes, self.at);
+        if start >= bytes.len() || bytes[start] == b']' {
+            self.at = bytes.len();
+            return None;
+        }
+        let end = value_end(bytes, start);
+        self.at = skip_ws(bytes, end) + 1;
+        self.text.get(start..end).map(Json)
+    }
+}
+
+/// Bytes that open or close a container or a string.
+static STRUCTURAL: [bool; 256] = byte_set(b"{}[]\"");
+/// Those, and the bytes a number starts with.
+static CHECKED: [bool; 256] = byte_set(b"{}[]\"-0123456789");
+
+const fn byte_set(members: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut index = 0;
+    while index < members.len() {
+        set[members[index] as usize] = true;
+        index += 1;
+    }
+    set
+}
+
+fn is_ws_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while at < bytes.len() && matches!(bytes[at], b' ' | b'\t' | b'\n' | b'\r') {
+        at += 1;
+    }
+    at
+}
+
+/// The end (one past the closing quote) of the string starting at `start`.
+#[inline]
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut at = start + 1;
+    while let Some(found) = quote_or_backslash(bytes, at) {
+        if bytes[found] == b'\\' {
+            at = found + 2;
+        } else {
+            return found + 1;
+        }
+    }
+    bytes.len()
+}
+
+/// The next `"` or `\` at or after `from`. Most strings of an event are short: they are looked
+/// at byte by byte before memchr is called.
+#[inline]
+fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
+    let short = bytes.len().min(from + 24);
+    if let Some(found) = bytes
+        .get(from..short)?
+        .iter()
+        .position(|b| matches!(b, b'"' | b'\\'))
+    {
+        return Some(from + found);
+    }
+    memchr::memchr2(b'"', b'\\', bytes.get(short..)?).map(|found| short + found)
+}
+
+/// The end of a number or literal starting at `start`.
+fn scalar_end(bytes: &[u8], start: usize) -> usize {
+    let mut at = start;
+    while at < bytes.len()
+        && !matches!(
+            bytes[at],
+            b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r' | b':'
+        )
+    {
+        at += 1;
+    }
+    at
+}
+
+/// The end of the value starting at `start`.
+fn value_end(bytes: &[u8], start: usize) -> usize {
+    match bytes.get(start) {
+        Some(b'"') => string_end(bytes, start),
+        Some(b'{' | b'[') => {
+            let (mut at, mut depth) = (start, 0usize);
+            while at < bytes.len() {
+                if !STRUCTURAL[bytes[at] as usize] {
+                    at += 1;
+                    continue;
+                }
+                match bytes[at] {
+                    b'"' => {
+                        at = string_end(bytes, at);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return at + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+            bytes.len()
+        }
+        Some(_) => scalar_end(bytes, start),
+        None => start,
+    }
+}
+
+/// The end of the string at `start`, checking that every `\u` escape in it is a character or
+/// a surrogate pair (serde_json refuses unpaired surrogates in a `Value`).
+fn check_string(bytes: &[u8], start: usize) -> Result<usize, Unclean> {
+    let mut at = start + 1;
+    while let Some(found) = quote_or_backslash(bytes, at) {
+        at = found;
+        if bytes[at] == b'"' {
+            return Ok(at + 1);
+        }
+        if bytes.get(at + 1) != Some(&b'u') {
+            at += 2;
+            continue;
+        }
+        let unit = hex4(bytes, at + 2).ok_or(Unclean)?;
+        match unit {
+            0xD800..=0xDBFF => {
+                let low = (bytes.get(at + 6..at + 8) == Some(b"\\u"))
+                    .then(|| hex4(bytes, at + 8))
+                    .flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Err(Unclean);
+                }
+                at += 12;
+            }
+            0xDC00..=0xDFFF => return Err(Unclean),
+            _ => at += 6,
+        }
+    }
+    Err(Unclean)
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
+    let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+    u16::from_str_radix(digits, 16).ok()
+}
+
+/// The lenient readings of [`crate::compat::lenient`], on a value inside a field that
+/// [`top_level`] has checked.
+pub(crate) mod lenient {
+    use super::{Json, Kind, Unclean};
+
+    /// `lenient::option::<String>`.
+    pub(crate) fn string(value: Json<'_>) -> Result<Option<String>, Unclean> {
+        Ok(value.string()?.map(|text| text.into_owned()))
+    }
+
+    /// `lenient::number`.
+    pub(crate) fn number(value: Json<'_>) -> Result<Option<i64>, Unclean> {
+        Ok(match value.kind() {
+            Kind::Number => {
+                let number: serde_json::Value =
+                    serde_json::from_str(value.0).map_err(|_| Unclean)?;
+                crate::compat::lenient::whole_number(&number)
+            }
+            Kind::String => value
+                .string()?
+                .and_then(|text| crate::compat::lenient::whole_number_text(&text)),
+            _ => None,
+        })
+    }
+
+    /// `lenient::id`.
+    pub(crate) fn id(value: Json<'_>) -> Result<Option<String>, Unclean> {
+        Ok(match value.kind() {
+            Kind::String => value.string()?.map(|text| text.into_owned()),
+            Kind::Number => Some(
+                serde_json::from_str::<serde_json::Number>(value.0)
+                    .map_err(|_| Unclean)?
+                    .to_string(),
+            ),
+            _ => None,
+        })
+    }
+
+    /// `lenient::flag`.
+    pub(crate) fn flag(value: Json<'_>) -> Result<bool, Unclean> {
+        Ok(match value.kind() {
+            Kind::Bool(flag) => flag,
+            Kind::String => value
+                .string()?
+                .is_some_and(|text| text.eq_ignore_ascii_case("true")),
+            _ => false,
+        })
+    }
+
+    /// `lenient::option::<T>` for a struct `T` whose fields are all lenient: read from an
+    /// object (a repeated member: the last one, as `serde_json::Value` keeps it); absent for
+    /// anything else.
+    pub(crate) fn object<'a, T: Default>(
+        value: Json<'a>,
+        mut field: impl FnMut(&mut T, &'a str, Json<'a>) -> Result<(), Unclean>,
+    ) -> Result<Option<T>, Unclean> {
+        if value.kind() != Kind::Object {
+            return Ok(None);
+        }
+        let mut read = T::default();
+        for member in value.members() {
+            let (key, item) = member?;
+            field(&mut read, key, item)?;
+        }
+        Ok(Some(read))
+    }
+
+    /// `lenient::list::<T>` for such a struct: its objects, in order; an array among them is
+    /// left to serde (which reads a struct from an array by position).
+    pub(crate) fn list<'a, T: Default>(
+        value: Json<'a>,
+        mut field: impl FnMut(&mut T, &'a str, Json<'a>) -> Result<(), Unclean>,
+    ) -> Result<Vec<T>, Unclean> {
+        let mut list = Vec::new();
+        for item in value.items() {
+            match item.kind() {
+                Kind::Object => {
+                    if let Some(read) = object(item, &mut field)? {
+                        list.push(read);
+                    }
+                }
+                Kind::Array => return Err(Unclean),
+                _ => {}
+            }
+        }
+        Ok(list)
+    }
+}
+
+/// The members of a top-level head struct, read as serde reads a struct from text: a field
+/// named twice is an error there, so it is [`Unclean`] here. Each field found is checked
+/// ([`Json::check`]): serde reads it as a `Value` first.
+pub(crate) fn top_level<'a, const N: usize>(
+    value: Json<'a>,
+    names: [&str; N],
+) -> Result<[Option<Json<'a>>; N], Unclean> {
+    let mut found = [None; N];
+    for member in value.members() {
+        let (key, item) = member?;
+        if let Some(index) = names.iter().position(|name| *name == key) {
+            if found[index].is_some() {
+                return Err(Unclean);
+            }
+            found[index] = Some(item.check()?);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_and_items_of_nested_values() {
+        let json = Json::new(r#" {"a" : [1, {"b":"x\"}"}, "c"], "d":{"e":null} , "f":-1.5} "#);
+        let members: Vec<_> = json
+            .members()
+            .map(|m| m.map(|(k, v)| (k, v.0)))
+            .collect::<Result<_, _>>()
+            .expect("clean");
+        assert_eq!(
+            members,
+            [
+                ("a", r#"[1, {"b":"x\"}"}, "c"]"#),
+                ("d", r#"{"e":null}"#),
+                ("f", "-1.5")
+            ]
+        );
+        let items: Vec<_> = Json(members[0].1).items().map(|i| i.0).collect();
+        assert_eq!(items, ["1", r#"{"b":"x\"}"}"#, r#""c""#]);
+        assert_eq!(Json("{}").members().count(), 0);
+        assert_eq!(Json("[ ]").items().count(), 0);
+    }
+
+    #[test]
+    fn what_serde_reads_differently_is_unclean() {
+        assert!(Json(r#"{"a":"\ud800"}"#).check().is_err());
+        assert!(Json(r#"{"a":"\udc00\ud800"}"#).check().is_err());
+        assert!(Json(r#"{"a":1e400}"#).check().is_err());
+        assert!(Json(&"[".repeat(101)).check().is_err());
+        assert!(Json(r#"{"a":"\ud83d\ude00 \u00e4 \" \\"}"#).check().is_ok());
+        assert!(
+            Json(r#"{"a\u0062":1}"#)
+                .members()
+                .next()
+                .expect("a member")
+                .is_err()
+        );
+        assert!(top_level(Json(r#"{"a":1,"a":2}"#), ["a"]).is_err());
+        assert_eq!(
+            Json(r#""\u00e4\n""#).string().expect("clean").as_deref(),
+            Some("ä\n")
+        );
+    }
+}
