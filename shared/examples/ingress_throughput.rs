@@ -1,11 +1,12 @@
-//! The ingress core (verify + split + envelopes) and the floor (HMAC-SHA256 + one `serde_json`
+//! The ingress core (verify + split + envelopes, as the ingress runs them: verification beside
+//! reading on a large body, events on every core) and the floor (HMAC-SHA256 + one `serde_json`
 //! parse) on the bodies of `scripts/peers/make_bodies.py`, timed the same way as the peer SDK
 //! harnesses beside it: a warm-up, then operations per second over a fixed time. One JSON line per
 //! body. Run by `scripts/bench-peers.sh`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use shared::ingress::{SplitOptions, line_messages, meta_messages};
+use shared::ingress::{SplitOptions, line_messages, meta_messages, overlapped};
 use shared::line::Callback;
 use shared::meta::Notification;
 use shared::signature::{Secrets, verify_line, verify_meta};
@@ -49,8 +50,13 @@ fn main() {
                 .expect("signature")
                 .as_bytes();
             ops_per_second(seconds, || {
-                verify_line(&secrets, &bytes, Some(signature)).expect("verified");
-                let callback = Callback::parse(&bytes).expect("envelope");
+                let (verified, callback) = overlapped(
+                    bytes.len(),
+                    || verify_line(&secrets, &bytes, Some(signature)),
+                    || Callback::parse(&bytes),
+                );
+                verified.expect("verified");
+                let callback = callback.expect("envelope");
                 black_box(
                     line_messages(&callback, &SplitOptions::for_body(&bytes, 1, 1 << 20))
                         .expect("messages"),
@@ -62,8 +68,13 @@ fn main() {
                 .expect("signature")
                 .as_bytes();
             ops_per_second(seconds, || {
-                verify_meta(&secrets, &bytes, Some(signature)).expect("verified");
-                let notification = Notification::parse(&bytes).expect("envelope");
+                let (verified, notification) = overlapped(
+                    bytes.len(),
+                    || verify_meta(&secrets, &bytes, Some(signature)),
+                    || Notification::parse(&bytes),
+                );
+                verified.expect("verified");
+                let notification = notification.expect("envelope");
                 black_box(
                     meta_messages(&notification, &SplitOptions::for_body(&bytes, 1, 1 << 20))
                         .expect("messages"),

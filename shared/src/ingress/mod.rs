@@ -181,6 +181,7 @@ impl Ingress {
     }
 
     /// Handles one request without logging; for callers that report outcomes themselves.
+    #[allow(clippy::result_large_err)] // see `verify`
     pub async fn handle_request(&self, request: Request<Bytes>) -> Handled {
         let config = self.config.current();
         let config = config.as_ref();
@@ -236,12 +237,21 @@ impl Ingress {
                 };
                 let handled = match parts.method {
                     Method::POST => {
-                        if let Err(refusal) =
-                            verify(config, Some(secrets), Platform::Meta, &parts.headers, &body)
-                        {
+                        if body.len() > config.max_body_bytes {
+                            return body_too_large().on(Platform::Meta);
+                        }
+                        let (verified, notification) = overlapped(
+                            body.len(),
+                            || verify(config, Some(secrets), Platform::Meta, &parts.headers, &body),
+                            || Notification::parse(&body),
+                        );
+                        if let Err(refusal) = verified {
                             return refusal.on(Platform::Meta);
                         }
-                        self.meta(config, &body, None).await
+                        match notification {
+                            Ok(notification) => self.meta(config, &body, None, notification).await,
+                            Err(error) => malformed(&error),
+                        }
                     }
                     Method::GET => meta_verification(config.meta_verify_token.as_ref(), query),
                     _ => method_not_allowed("GET, POST"),
@@ -263,6 +273,7 @@ impl Ingress {
         }
     }
 
+    #[allow(clippy::result_large_err)] // see `verify`
     async fn line(
         &self,
         config: &IngressConfig,
@@ -270,11 +281,19 @@ impl Ingress {
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Handled {
-        let verified = match verify(config, Some(route.secrets), Platform::Line, headers, body) {
+        if body.len() > config.max_body_bytes {
+            return body_too_large();
+        }
+        let (verified, callback) = overlapped(
+            body.len(),
+            || verify(config, Some(route.secrets), Platform::Line, headers, body),
+            || Callback::parse(body),
+        );
+        let verified = match verified {
             Ok(verified) => verified,
             Err(refusal) => return refusal,
         };
-        let callback = match Callback::parse(body) {
+        let callback = match callback {
             Ok(callback) => callback,
             Err(error) => return malformed(&error),
         };
@@ -322,11 +341,16 @@ impl Ingress {
             .headers
             .get("x-hub-signature-256")
             .map(|v| v.as_bytes());
-        let verified = match apps.verify(body, signature) {
+        let (verified, notification) = overlapped(
+            body.len(),
+            || apps.verify(body, signature),
+            || Notification::parse(body),
+        );
+        let verified = match verified {
             Ok(verified) => verified,
             Err(error) => return signature_refused(error),
         };
-        let mut notification = match Notification::parse(body) {
+        let mut notification = match notification {
             Ok(notification) => notification,
             Err(error) => return malformed(&error),
         };
@@ -353,7 +377,7 @@ impl Ingress {
                 }
             }
         }
-        self.meta(config, body, Some((tenant, notification))).await
+        self.meta(config, body, Some(tenant), notification).await
     }
 
     /// A verified Meta body (already read, for a tenant) into the queue.
@@ -361,15 +385,9 @@ impl Ingress {
         &self,
         config: &IngressConfig,
         body: &Bytes,
-        tenant: Option<(&str, Notification<'_>)>,
+        tenant: Option<&str>,
+        notification: Notification<'_>,
     ) -> Handled {
-        let (tenant, notification) = match tenant {
-            Some((tenant, notification)) => (Some(tenant), notification),
-            None => match Notification::parse(body) {
-                Ok(notification) => (None, notification),
-                Err(error) => return malformed(&error),
-            },
-        };
         if let MetaObject::Unknown(_) = notification.object {
             // As Meta's own sample app does for objects it does not subscribe to.
             return rejected(
@@ -521,6 +539,27 @@ fn verify(
     };
     let signature = headers.get(header).map(|v| v.as_bytes());
     verify(secrets, body, signature).map_err(signature_refused)
+}
+
+/// Bodies at least this large are verified on one core while they are read on another: HMAC
+/// and reading the body cost about the same per byte (BENCHMARKS.md, "Beside the official
+/// SDKs"); below it, handing work to another core costs more than it saves.
+pub const OVERLAP_MIN_BYTES: usize = 128 * 1024;
+
+/// `verify` and `read` of one body, together on two cores when it is large, one after the
+/// other when it is small. They must not depend on each other; the caller looks at the
+/// verification first and uses the reading only once the body verified (the size limit is
+/// checked before either runs).
+pub fn overlapped<V: Send, R: Send>(
+    body_len: usize,
+    verify: impl FnOnce() -> V + Send,
+    read: impl FnOnce() -> R + Send,
+) -> (V, R) {
+    if body_len >= OVERLAP_MIN_BYTES {
+        rayon::join(verify, read)
+    } else {
+        (verify(), read())
+    }
 }
 
 /// How a LINE request is checked: the secrets, and for a tenant its bot.

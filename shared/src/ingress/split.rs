@@ -58,11 +58,7 @@ pub fn line_messages(
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
     let destination = callback.destination.as_deref().unwrap_or_default();
-    let mut split = Split {
-        messages: Vec::with_capacity(callback.events.len()),
-        claims: Vec::new(),
-    };
-    for raw in &callback.events {
+    in_parallel(&callback.events, |raw| {
         let head = EventHead::of(raw);
         let envelope = Envelope {
             version: ENVELOPE_VERSION,
@@ -82,9 +78,8 @@ pub fn line_messages(
             oversized: None,
             event: *raw,
         };
-        add(&mut split, envelope, options)?;
-    }
-    Ok(split)
+        message(envelope, options)
+    })
 }
 
 /// One queue message per item of `messaging[]`, `standby[]` and `changes[]` of every entry.
@@ -92,11 +87,8 @@ pub fn meta_messages(
     notification: &Notification<'_>,
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
-    let mut split = Split {
-        messages: Vec::with_capacity(notification.item_count()),
-        claims: Vec::new(),
-    };
-    for item in notification.items() {
+    let items: Vec<_> = notification.items().collect();
+    in_parallel(&items, |item| {
         let head = item.head();
         let envelope = Envelope {
             version: ENVELOPE_VERSION,
@@ -119,18 +111,50 @@ pub fn meta_messages(
             oversized: None,
             event: item.raw,
         };
-        add(&mut split, envelope, options)?;
+        message(envelope, options)
+    })
+}
+
+/// Fewer events than this are read on the calling thread: below it, handing work to another
+/// core costs more than it saves.
+const PARALLEL_MIN_EVENTS: usize = 256;
+
+/// One message (and claim) per event, in the events' order; on several cores when there are
+/// many events (each event's head, key and envelope depend on that event alone).
+fn in_parallel<T: Sync>(
+    events: &[T],
+    message: impl Fn(&T) -> Result<(QueueMessage, Option<Claim>), serde_json::Error> + Sync,
+) -> Result<Split, serde_json::Error> {
+    use rayon::prelude::*;
+    let built: Vec<_> = if events.len() >= PARALLEL_MIN_EVENTS {
+        events
+            .par_iter()
+            .with_min_len(PARALLEL_MIN_EVENTS / 2)
+            .map(&message)
+            .collect::<Result<_, _>>()?
+    } else {
+        events.iter().map(&message).collect::<Result<_, _>>()?
+    };
+    let mut split = Split {
+        messages: Vec::with_capacity(built.len()),
+        claims: Vec::new(),
+    };
+    for (message, claim) in built {
+        split.messages.push(message);
+        split.claims.extend(claim);
     }
     Ok(split)
 }
 
+/// A claim-check object: its name and the event's exact bytes.
+type Claim = (String, Bytes);
+
 /// Encodes an envelope; an event too large for one queue message goes to the claim-check store
 /// and the message carries a pointer to it.
-fn add(
-    split: &mut Split,
+fn message(
     envelope: Envelope<&RawValue>,
     options: &SplitOptions<'_>,
-) -> Result<(), serde_json::Error> {
+) -> Result<(QueueMessage, Option<Claim>), serde_json::Error> {
     let encode = |envelope: &Envelope<&RawValue>| {
         if options.refused_chars {
             envelope.encode_for_sqs()
@@ -139,6 +163,7 @@ fn add(
         }
     };
     let mut body = encode(&envelope)?;
+    let mut claim = None;
     if body.len() > options.max_message_bytes {
         let event = envelope.event.get().as_bytes();
         let sha256 = hex::encode(Sha256::digest(event));
@@ -155,13 +180,13 @@ fn add(
             ..envelope.clone()
         }
         .encode()?;
-        split.claims.push((object, Bytes::copy_from_slice(event)));
+        claim = Some((object, Bytes::copy_from_slice(event)));
     }
-    split.messages.push(QueueMessage {
+    let message = QueueMessage {
         key: envelope.key,
         conversation: envelope.conversation,
         platform: envelope.platform,
         body,
-    });
-    Ok(())
+    };
+    Ok((message, claim))
 }
