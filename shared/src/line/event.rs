@@ -112,23 +112,29 @@ impl Source {
         let Some(fields) = fields else {
             return Ok(None);
         };
-        Ok(Some(match fields.kind.as_deref().unwrap_or_default() {
-            "user" => Source::User {
-                user_id: fields.user_id,
-            },
-            "group" => Source::Group {
-                group_id: fields.group_id,
-                user_id: fields.user_id,
-            },
-            "room" => Source::Room {
-                room_id: fields.room_id,
-                user_id: fields.user_id,
-            },
-            other => {
+        let kind = fields.kind.as_deref().unwrap_or_default();
+        match Source::chat(kind, fields.user_id, fields.group_id, fields.room_id) {
+            Some(chat) => Ok(Some(chat)),
+            None => {
                 let raw: Value = serde_json::from_str(value.0).map_err(|_| crate::scan::Unclean)?;
-                Source::Unknown(Unknown::new(other, &raw))
+                Ok(Some(Source::Unknown(Unknown::new(kind, &raw))))
             }
-        }))
+        }
+    }
+
+    /// The source of one of the three chat types; `None` for another type.
+    fn chat(
+        kind: &str,
+        user_id: Option<String>,
+        group_id: Option<String>,
+        room_id: Option<String>,
+    ) -> Option<Source> {
+        Some(match kind {
+            "user" => Source::User { user_id },
+            "group" => Source::Group { group_id, user_id },
+            "room" => Source::Room { room_id, user_id },
+            _ => return None,
+        })
     }
 }
 
@@ -147,20 +153,11 @@ impl<'de> Deserialize<'de> for Source {
         }
         let value = buffered(deserializer)?;
         let fields = Fields::deserialize(&value).unwrap_or_default();
-        Ok(match str_field(&value, "type").unwrap_or_default() {
-            "user" => Source::User {
-                user_id: fields.user_id,
-            },
-            "group" => Source::Group {
-                group_id: fields.group_id,
-                user_id: fields.user_id,
-            },
-            "room" => Source::Room {
-                room_id: fields.room_id,
-                user_id: fields.user_id,
-            },
-            other => Source::Unknown(Unknown::new(other, &value)),
-        })
+        let kind = str_field(&value, "type").unwrap_or_default();
+        Ok(
+            Source::chat(kind, fields.user_id, fields.group_id, fields.room_id)
+                .unwrap_or_else(|| Source::Unknown(Unknown::new(kind, &value))),
+        )
     }
 }
 
