@@ -242,7 +242,7 @@ impl Ingress {
                         }
                         let (verified, notification) = overlapped(
                             body.len(),
-                            || verify(config, Some(secrets), Platform::Meta, &parts.headers, &body),
+                            || verify(Some(secrets), Platform::Meta, &parts.headers, &body),
                             || Notification::parse(&body),
                         );
                         if let Err(refusal) = verified {
@@ -286,7 +286,7 @@ impl Ingress {
         }
         let (verified, callback) = overlapped(
             body.len(),
-            || verify(config, Some(route.secrets), Platform::Line, headers, body),
+            || verify(Some(route.secrets), Platform::Line, headers, body),
             || Callback::parse(body),
         );
         let verified = match verified {
@@ -515,20 +515,16 @@ fn meta_verification(token: Option<&VerifyToken>, query: &str) -> Handled {
     }
 }
 
-/// What every webhook body goes through before it is read: the size limit (before spending an
-/// HMAC on it), then the platform's signature with every configured secret. The secrets that
-/// verified it, or the refusal.
+/// The platform's signature over a body, with every configured secret: the secrets that
+/// verified it, or the refusal. Callers check the size limit first, before an HMAC or a read is
+/// spent on the body.
 #[allow(clippy::result_large_err)] // once per request, and the refusal is the answer: no box
 fn verify(
-    config: &IngressConfig,
     secrets: Option<&Secrets>,
     platform: Platform,
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<Verified, Handled> {
-    if body.len() > config.max_body_bytes {
-        return Err(body_too_large());
-    }
     type Verify = fn(&Secrets, &[u8], Option<&[u8]>) -> Result<Verified, SignatureError>;
     let (header, verify): (&str, Verify) = match platform {
         Platform::Line => ("x-line-signature", verify_line),
