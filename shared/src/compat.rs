@@ -131,6 +131,31 @@ pub(crate) fn object<T: DeserializeOwned>(json: &str) -> Result<T, serde_json::E
     }
 }
 
+/// `T` read only from a JSON object, in the same pass as the text around it: serde reads a
+/// struct from an array too (by position), which a body's envelope must not allow. Reading each
+/// object as `RawValue` first and then as `T` validated it twice.
+#[derive(Debug)]
+pub(crate) struct ObjectOnly<T>(pub(crate) T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        deserializer.deserialize_map(Only(std::marker::PhantomData))
+    }
+}
+
 /// Deserialises a whole value first, for enums whose variant depends on a field's value.
 pub(crate) fn buffered<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
     let value = Value::deserialize(deserializer)?;

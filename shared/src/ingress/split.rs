@@ -2,7 +2,7 @@
 //! bytes, in a form the queue takes (see [`crate::envelope`]): claim-checked when too large,
 //! base64 when it holds characters SQS refuses.
 
-use crate::envelope::{ClaimCheck, ENVELOPE_VERSION, Envelope, LineContext, MetaContext, Stage};
+use crate::envelope::{ClaimCheck, Envelope, Fresh, FreshContext};
 use crate::line::{Callback, EventHead};
 use crate::meta::Notification;
 use crate::platform::Platform;
@@ -60,25 +60,30 @@ pub fn line_messages(
     let destination = callback.destination.as_deref().unwrap_or_default();
     in_parallel(&callback.events, |raw| {
         let head = EventHead::of(raw);
-        let envelope = Envelope {
-            version: ENVELOPE_VERSION,
+        let key = scoped(options.tenant, head.dedup_key(destination, raw));
+        let conversation = scoped(options.tenant, head.conversation_id(destination));
+        let fresh = Fresh {
             platform: Platform::Line,
-            tenant: options.tenant.map(str::to_owned),
-            key: scoped(options.tenant, head.dedup_key(destination, raw)),
-            conversation: scoped(options.tenant, head.conversation_id(destination)),
+            tenant: options.tenant,
+            key: &key,
+            conversation: &conversation,
             timestamp: head.timestamp,
             received_at: options.received_at,
-            stage: Stage::Bot,
-            line: Some(LineContext {
-                destination: callback.destination.clone(),
-            }),
-            meta: None,
-            claim: None,
-            event_base64: None,
-            oversized: None,
-            event: *raw,
+            context: FreshContext::Line {
+                destination: callback.destination.as_deref(),
+            },
+            event: raw,
         };
-        message(envelope, options)
+        let (body, claim) = encode(&fresh, options)?;
+        Ok((
+            QueueMessage {
+                key,
+                conversation,
+                platform: Platform::Line,
+                body,
+            },
+            claim,
+        ))
     })
 }
 
@@ -90,28 +95,33 @@ pub fn meta_messages(
     let items: Vec<_> = notification.items().collect();
     in_parallel(&items, |item| {
         let head = item.head();
-        let envelope = Envelope {
-            version: ENVELOPE_VERSION,
+        let key = scoped(options.tenant, head.key);
+        let conversation = scoped(options.tenant, head.conversation);
+        let fresh = Fresh {
             platform: Platform::Meta,
-            tenant: options.tenant.map(str::to_owned),
-            key: scoped(options.tenant, head.key),
-            conversation: scoped(options.tenant, head.conversation),
+            tenant: options.tenant,
+            key: &key,
+            conversation: &conversation,
             timestamp: head.timestamp,
             received_at: options.received_at,
-            stage: Stage::Bot,
-            line: None,
-            meta: Some(MetaContext {
-                object: item.object.to_owned(),
-                entry_id: item.entry_id.to_owned(),
+            context: FreshContext::Meta {
+                object: item.object,
+                entry_id: item.entry_id,
                 entry_time: item.entry_time,
                 list: item.list,
-            }),
-            claim: None,
-            event_base64: None,
-            oversized: None,
+            },
             event: item.raw,
         };
-        message(envelope, options)
+        let (body, claim) = encode(&fresh, options)?;
+        Ok((
+            QueueMessage {
+                key,
+                conversation,
+                platform: Platform::Meta,
+                body,
+            },
+            claim,
+        ))
     })
 }
 
@@ -151,23 +161,20 @@ type Claim = (String, Bytes);
 
 /// Encodes an envelope; an event too large for one queue message goes to the claim-check store
 /// and the message carries a pointer to it.
-fn message(
-    envelope: Envelope<&RawValue>,
+fn encode(
+    fresh: &Fresh<'_>,
     options: &SplitOptions<'_>,
-) -> Result<(QueueMessage, Option<Claim>), serde_json::Error> {
-    let encode = |envelope: &Envelope<&RawValue>| {
-        if options.refused_chars {
-            envelope.encode_for_sqs()
-        } else {
-            envelope.encode_sized()
-        }
+) -> Result<(String, Option<Claim>), serde_json::Error> {
+    let mut body = if options.refused_chars {
+        fresh.envelope().encode_for_sqs()?
+    } else {
+        fresh.write()
     };
-    let mut body = encode(&envelope)?;
     let mut claim = None;
     if body.len() > options.max_message_bytes {
-        let event = envelope.event.get().as_bytes();
+        let event = fresh.event.get().as_bytes();
         let sha256 = hex::encode(Sha256::digest(event));
-        let key_hash = hex::encode(Sha256::digest(envelope.key.as_bytes()));
+        let key_hash = hex::encode(Sha256::digest(fresh.key.as_bytes()));
         // Named by key and content: a retried request writes the same object again.
         let object = format!("claims/{}-{}", &key_hash[..32], &sha256[..32]);
         body = Envelope {
@@ -177,16 +184,10 @@ fn message(
                 sha256,
             }),
             event: RawValue::NULL,
-            ..envelope.clone()
+            ..fresh.envelope()
         }
         .encode()?;
         claim = Some((object, Bytes::copy_from_slice(event)));
     }
-    let message = QueueMessage {
-        key: envelope.key,
-        conversation: envelope.conversation,
-        platform: envelope.platform,
-        body,
-    };
-    Ok((message, claim))
+    Ok((body, claim))
 }

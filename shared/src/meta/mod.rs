@@ -24,7 +24,7 @@ mod whatsapp;
 pub use messaging::*;
 pub use whatsapp::*;
 
-use crate::compat::{flexible_id, lenient, open_enum};
+use crate::compat::{ObjectOnly, flexible_id, lenient, open_enum};
 use crate::key;
 use crate::platform::{MalformedBody, Platform};
 use crate::scan::{self, Json, Kind, Unclean};
@@ -105,25 +105,16 @@ impl<'a> Notification<'a> {
         struct Body<'a> {
             object: MetaObject,
             #[serde(borrow)]
-            entry: Vec<&'a RawValue>,
+            entry: Vec<ObjectOnly<Entry<'a>>>,
         }
         let malformed = |e| MalformedBody::new(Platform::Meta, e);
         use crate::json_error::JsonError;
         if !crate::compat::is_object(body) {
             return Err(malformed(JsonError::not_an_object()));
         }
+        // One pass: the entries are read where they stand, their items kept as raw text.
         let body: Body<'a> = serde_json::from_slice(body).map_err(|e| malformed(e.into()))?;
-        let entries = body
-            .entry
-            .into_iter()
-            .map(|raw| {
-                if crate::compat::is_object(raw.get().as_bytes()) {
-                    serde_json::from_str::<Entry<'a>>(raw.get()).map_err(|e| malformed(e.into()))
-                } else {
-                    Err(malformed(JsonError::not_an_object()))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let entries = body.entry.into_iter().map(|entry| entry.0).collect();
         Ok(Notification {
             object: body.object,
             entries,
