@@ -34,14 +34,32 @@ pub(crate) enum Kind {
     Null,
 }
 
-/// The text of one valid JSON value, without surrounding white space.
+/// The text of one valid JSON value, without surrounding white space; with the [`Spans`] of
+/// the item it is part of, when the item was checked whole.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Json<'a>(pub(crate) &'a str);
+pub(crate) struct Json<'a>(pub(crate) &'a str, Option<&'a Spans>);
 
 impl<'a> Json<'a> {
     /// The value of validated JSON text (surrounding white space trimmed).
     pub(crate) fn new(text: &'a str) -> Json<'a> {
-        Json(text.trim_matches(is_ws_char))
+        Json(text.trim_matches(is_ws_char), None)
+    }
+
+    /// The value of an item checked whole ([`Spans::check`] of the same text): its fields need
+    /// no check of their own, and nested values are skipped by lookup.
+    pub(crate) fn checked(text: &'a str, spans: &'a Spans) -> Json<'a> {
+        Json(text.trim_matches(is_ws_char), Some(spans))
+    }
+
+    /// The end of the value that starts at `start` in this value's text.
+    fn value_end(self, start: usize) -> usize {
+        let bytes = self.0.as_bytes();
+        if let (Some(spans), Some(b'{' | b'[')) = (self.1, bytes.get(start))
+            && let Some(end) = spans.end(self.0, start)
+        {
+            return end;
+        }
+        value_end(bytes, start)
     }
 
     pub(crate) fn kind(self) -> Kind {
@@ -60,6 +78,7 @@ impl<'a> Json<'a> {
     /// escape is [`Unclean`].
     pub(crate) fn members(self) -> Members<'a> {
         Members {
+            json: self,
             text: self.0,
             at: if self.kind() == Kind::Object {
                 1
@@ -72,6 +91,7 @@ impl<'a> Json<'a> {
     /// The items of an array, in order; empty for any other value.
     pub(crate) fn items(self) -> Items<'a> {
         Items {
+            json: self,
             text: self.0,
             at: if self.kind() == Kind::Array {
                 1
@@ -119,25 +139,78 @@ impl<'a> Json<'a> {
                     at += 1;
                 }
                 b'"' => at = check_string(bytes, at)?,
-                b'-' | b'0'..=b'9' => {
-                    let end = scalar_end(bytes, at);
-                    let number = &bytes[at..end];
-                    if number.len() > MAX_NUMBER_LEN
-                        || number.iter().any(|b| matches!(b, b'e' | b'E'))
-                    {
-                        return Err(Unclean);
-                    }
-                    at = end;
-                }
-                _ => at += 1,
+                _ => at = check_number(bytes, at)?,
             }
         }
         Ok(self)
     }
 }
 
+/// Where each object and array of an item ends, found in the one pass that checks the whole
+/// item ([`Spans::check`]). Reading a head visits values nested three or four deep; walking each
+/// one's text again at every level to find where it ends was most of the heads' time.
+#[derive(Debug)]
+pub(crate) struct Spans {
+    /// The address of the item's text: a value's place is its offset from it.
+    base: usize,
+    /// Offsets of each `{` or `[` and one past its closing byte, in the order they open.
+    ends: Vec<(u32, u32)>,
+}
+
+impl Spans {
+    /// Checks a whole item as [`Json::check`] checks a value, and records where its objects and
+    /// arrays end.
+    pub(crate) fn check(text: &str) -> Result<Spans, Unclean> {
+        let bytes = text.as_bytes();
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(Unclean);
+        }
+        let mut ends: Vec<(u32, u32)> = Vec::new();
+        let mut open: Vec<usize> = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            if !CHECKED[bytes[at] as usize] {
+                at += 1;
+                continue;
+            }
+            match bytes[at] {
+                b'{' | b'[' => {
+                    if open.len() >= MAX_DEPTH {
+                        return Err(Unclean);
+                    }
+                    open.push(ends.len());
+                    ends.push((at as u32, 0));
+                    at += 1;
+                }
+                b'}' | b']' => {
+                    at += 1;
+                    if let Some(index) = open.pop() {
+                        ends[index].1 = at as u32;
+                    }
+                }
+                b'"' => at = check_string(bytes, at)?,
+                _ => at = check_number(bytes, at)?,
+            }
+        }
+        Ok(Spans {
+            base: text.as_ptr() as usize,
+            ends,
+        })
+    }
+
+    /// The end, in `text`'s offsets, of the object or array opening at `start` of `text` (a
+    /// slice of the checked item).
+    fn end(&self, text: &str, start: usize) -> Option<usize> {
+        let offset = (text.as_ptr() as usize).checked_sub(self.base)?;
+        let open = u32::try_from(offset + start).ok()?;
+        let index = self.ends.binary_search_by_key(&open, |span| span.0).ok()?;
+        (self.ends[index].1 as usize).checked_sub(offset)
+    }
+}
+
 /// Iterator over an object's members; see [`Json::members`].
 pub(crate) struct Members<'a> {
+    json: Json<'a>,
     text: &'a str,
     at: usize,
 }
@@ -160,8 +233,8 @@ impl<'a> Iterator for Members<'a> {
         }
         // `:` after the key.
         let value_start = skip_ws(bytes, skip_ws(bytes, key_end) + 1);
-        let value_end = value_end(bytes, value_start);
-        let value = Json(self.text.get(value_start..value_end)?);
+        let value_end = self.json.value_end(value_start);
+        let value = Json(self.text.get(value_start..value_end)?, self.json.1);
         // `,` or `}` after the value.
         self.at = skip_ws(bytes, value_end) + 1;
         Some(Ok((key, value)))
@@ -170,6 +243,7 @@ impl<'a> Iterator for Members<'a> {
 
 /// Iterator over an array's items; see [`Json::items`].
 pub(crate) struct Items<'a> {
+    json: Json<'a>,
     text: &'a str,
     at: usize,
 }
@@ -184,9 +258,11 @@ impl<'a> Iterator for Items<'a> {
             self.at = bytes.len();
             return None;
         }
-        let end = value_end(bytes, start);
+        let end = self.json.value_end(start);
         self.at = skip_ws(bytes, end) + 1;
-        self.text.get(start..end).map(Json)
+        self.text
+            .get(start..end)
+            .map(|text| Json(text, self.json.1))
     }
 }
 
@@ -324,6 +400,17 @@ fn check_string(bytes: &[u8], start: usize) -> Result<usize, Unclean> {
     Err(Unclean)
 }
 
+/// The end of the number at `at`, unless serde could read it differently: too long to be
+/// sure of `f64`'s range, or with an exponent.
+fn check_number(bytes: &[u8], at: usize) -> Result<usize, Unclean> {
+    let end = scalar_end(bytes, at);
+    let number = &bytes[at..end];
+    if number.len() > MAX_NUMBER_LEN || number.iter().any(|b| matches!(b, b'e' | b'E')) {
+        return Err(Unclean);
+    }
+    Ok(end)
+}
+
 fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
     let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
     u16::from_str_radix(digits, 16).ok()
@@ -432,7 +519,11 @@ pub(crate) fn top_level<'a, const N: usize>(
             if found[index].is_some() {
                 return Err(Unclean);
             }
-            found[index] = Some(item.check()?);
+            found[index] = Some(if value.1.is_some() {
+                item
+            } else {
+                item.check()?
+            });
         }
     }
     Ok(found)
@@ -458,29 +549,54 @@ mod tests {
                 ("f", "-1.5")
             ]
         );
-        let items: Vec<_> = Json(members[0].1).items().map(|i| i.0).collect();
+        let items: Vec<_> = Json::new(members[0].1).items().map(|i| i.0).collect();
         assert_eq!(items, ["1", r#"{"b":"x\"}"}"#, r#""c""#]);
-        assert_eq!(Json("{}").members().count(), 0);
-        assert_eq!(Json("[ ]").items().count(), 0);
+        assert_eq!(Json::new("{}").members().count(), 0);
+        assert_eq!(Json::new("[ ]").items().count(), 0);
+    }
+
+    #[test]
+    fn spans_end_every_nested_value_where_walking_ends_it() {
+        let text = r#" {"a" : [1, {"b":"x\"}]"}, [ ]], "d":{"e":{"f":[{}]}} , "g":"}"} "#;
+        let spans = Spans::check(text).expect("clean");
+        let json = Json::checked(text, &spans);
+        let bytes = json.0.as_bytes();
+        let mut containers = 0;
+        for start in 0..bytes.len() {
+            if matches!(bytes[start], b'{' | b'[') && spans.end(json.0, start).is_some() {
+                containers += 1;
+                assert_eq!(json.value_end(start), value_end(bytes, start), "at {start}");
+            }
+        }
+        assert_eq!(containers, 8, "brackets inside strings are not containers");
+        assert!(Spans::check(&"[".repeat(101)).is_err());
+        assert!(Spans::check(r#"{"unread":"\udc00"}"#).is_err());
     }
 
     #[test]
     fn what_serde_reads_differently_is_unclean() {
-        assert!(Json(r#"{"a":"\ud800"}"#).check().is_err());
-        assert!(Json(r#"{"a":"\udc00\ud800"}"#).check().is_err());
-        assert!(Json(r#"{"a":1e400}"#).check().is_err());
-        assert!(Json(&"[".repeat(101)).check().is_err());
-        assert!(Json(r#"{"a":"\ud83d\ude00 \u00e4 \" \\"}"#).check().is_ok());
+        assert!(Json::new(r#"{"a":"\ud800"}"#).check().is_err());
+        assert!(Json::new(r#"{"a":"\udc00\ud800"}"#).check().is_err());
+        assert!(Json::new(r#"{"a":1e400}"#).check().is_err());
+        assert!(Json::new(&"[".repeat(101)).check().is_err());
         assert!(
-            Json(r#"{"a\u0062":1}"#)
+            Json::new(r#"{"a":"\ud83d\ude00 \u00e4 \" \\"}"#)
+                .check()
+                .is_ok()
+        );
+        assert!(
+            Json::new(r#"{"a\u0062":1}"#)
                 .members()
                 .next()
                 .expect("a member")
                 .is_err()
         );
-        assert!(top_level(Json(r#"{"a":1,"a":2}"#), ["a"]).is_err());
+        assert!(top_level(Json::new(r#"{"a":1,"a":2}"#), ["a"]).is_err());
         assert_eq!(
-            Json(r#""\u00e4\n""#).string().expect("clean").as_deref(),
+            Json::new(r#""\u00e4\n""#)
+                .string()
+                .expect("clean")
+                .as_deref(),
             Some("ä\n")
         );
     }

@@ -27,7 +27,7 @@ pub use whatsapp::*;
 use crate::compat::{ObjectOnly, flexible_id, lenient, open_enum};
 use crate::key;
 use crate::platform::{MalformedBody, Platform};
-use crate::scan::{self, Json, Kind, Unclean};
+use crate::scan::{self, Json, Kind, Spans, Unclean};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -589,7 +589,11 @@ impl ChangeHead {
 
     /// The head read without building values ([`crate::scan`]).
     fn scan(text: &str) -> Result<ChangeHead, Unclean> {
-        let json = Json::new(text);
+        // Checked whole, once: `value` is most of a change, and the head reads values nested
+        // four deep in it, which are then skipped by lookup rather than walked at every level.
+        // (A messaging item is shallow: walking it is cheaper than indexing it.)
+        let spans = Spans::check(text)?;
+        let json = Json::checked(text, &spans);
         if json.kind() != Kind::Object {
             return Ok(ChangeHead::default());
         }
