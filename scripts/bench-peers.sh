@@ -17,7 +17,7 @@ if [ ! -d "$PEERS/node/node_modules/@line/bot-sdk" ]; then
 fi
 
 python3 scripts/peers/make_bodies.py "$BODIES"
-cargo build --quiet --release -p shared --example ingress_throughput
+cargo build --quiet --release -p shared --features bench-readers --example ingress_throughput
 RUST=$(target/release/examples/ingress_throughput "$BODIES" "$SECONDS_EACH")
 PYTHON=$("$PEERS/venv/bin/python" scripts/peers/python_sdk.py "$BODIES" "$SECONDS_EACH")
 # ES modules resolve imports from the script's own folder: run it beside the installed SDK.

@@ -1,10 +1,16 @@
 //! The ingress core (verify + split + envelopes, as the ingress runs them: verification beside
-//! reading on a large body, events on every core) and the floor (HMAC-SHA256 + one `serde_json`
-//! parse) on the bodies of `scripts/peers/make_bodies.py`, timed the same way as the peer SDK
-//! harnesses beside it: a warm-up, then operations per second over a fixed time. One JSON line per
-//! body. Run by `scripts/bench-peers.sh`.
+//! reading on a large body, events on every core) and the floor on the bodies of
+//! `scripts/peers/make_bodies.py`, timed the same way as the peer SDK harnesses beside it: a
+//! warm-up, then operations per second over a fixed time. One JSON line per body. Run by
+//! `scripts/bench-peers.sh`.
+//!
+//! The floor is what any exact ingress must spend on one core: the fastest HMAC-SHA256 plus the
+//! fastest full JSON validation available here, each timed alone (with the `bench-readers`
+//! feature: RustCrypto and aws-lc-rs HMAC; serde_json, sonic-rs and simd-json validation; without
+//! it, RustCrypto and serde_json only).
 
 use hmac::{Hmac, Mac};
+use serde::de::IgnoredAny;
 use sha2::Sha256;
 use shared::ingress::{SplitOptions, line_messages, meta_messages, overlapped};
 use shared::line::Callback;
@@ -38,12 +44,41 @@ fn main() {
     for body in manifest["bodies"].as_array().expect("bodies") {
         let name = body["name"].as_str().expect("name");
         let bytes = std::fs::read(folder.join(body["file"].as_str().expect("file"))).expect("body");
-        let floor = ops_per_second(seconds, || {
+        let seconds_each = seconds / 2.0;
+        let time = |operation: &mut dyn FnMut()| 1.0 / ops_per_second(seconds_each, operation);
+        #[cfg_attr(not(feature = "bench-readers"), allow(unused_mut))]
+        let mut hmac = vec![time(&mut || {
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
             mac.update(&bytes);
             black_box(mac.finalize());
-            black_box(serde_json::from_slice::<serde_json::Value>(&bytes).expect("json"));
-        });
+        })];
+        #[cfg_attr(not(feature = "bench-readers"), allow(unused_mut))]
+        let mut validation = vec![time(&mut || {
+            black_box(serde_json::from_slice::<IgnoredAny>(&bytes).expect("json"));
+        })];
+        #[cfg(feature = "bench-readers")]
+        {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+            hmac.push(time(&mut || {
+                black_box(aws_lc_rs::hmac::sign(&key, &bytes));
+            }));
+            validation.push(time(&mut || {
+                black_box(sonic_rs::from_slice::<IgnoredAny>(&bytes).expect("json"));
+            }));
+            validation.push(time(&mut || {
+                black_box(sonic_rs::from_slice::<sonic_rs::Value>(&bytes).expect("json"));
+            }));
+            validation.push(time(&mut || {
+                let mut copy = bytes.clone();
+                black_box(
+                    simd_json::to_tape(&mut copy)
+                        .map(|t| t.0.len())
+                        .expect("json"),
+                );
+            }));
+        }
+        let fastest = |times: &[f64]| times.iter().copied().fold(f64::INFINITY, f64::min);
+        let floor = 1.0 / (fastest(&hmac) + fastest(&validation));
         let gateway = if body["platform"] == "line" {
             let signature = body["line_signature"]
                 .as_str()
