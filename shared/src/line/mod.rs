@@ -155,7 +155,7 @@ impl EventHead {
 
 /// `line:` + the webhook event id.
 pub(crate) fn dedup_key_for_id(webhook_event_id: &str) -> String {
-    format!("line:{webhook_event_id}")
+    ["line:", webhook_event_id].concat()
 }
 
 /// The conversation an event belongs to, as a string that is also a valid SQS FIFO message group
@@ -166,16 +166,16 @@ pub fn conversation_id(destination: &str, source: Option<&Source>) -> String {
     let id = match source {
         Some(Source::User {
             user_id: Some(user_id),
-        }) => format!("line:{destination}:user:{user_id}"),
+        }) => ["line:", destination, ":user:", user_id].concat(),
         Some(Source::Group {
             group_id: Some(group_id),
             ..
-        }) => format!("line:{destination}:group:{group_id}"),
+        }) => ["line:", destination, ":group:", group_id].concat(),
         Some(Source::Room {
             room_id: Some(room_id),
             ..
-        }) => format!("line:{destination}:room:{room_id}"),
-        _ => format!("line:{destination}"),
+        }) => ["line:", destination, ":room:", room_id].concat(),
+        _ => ["line:", destination].concat(),
     };
     key::fit_conversation(id)
 }

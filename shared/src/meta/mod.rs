@@ -317,7 +317,7 @@ impl ItemHead {
         } else {
             key::hashed_json
         };
-        let fallback_conversation = || key::fit_conversation(format!("meta:{entry_id}"));
+        let fallback_conversation = || key::fit_conversation(["meta:", entry_id].concat());
         let hashed = || hashed_json("meta:h:", &[object, entry_id], raw.get());
         match list {
             ItemList::Messaging | ItemList::Standby => {
@@ -329,7 +329,7 @@ impl ItemHead {
                 let key = head.own_key().unwrap_or_else(hashed);
                 let conversation = head
                     .counterpart(entry_id)
-                    .map(|user| key::fit_conversation(format!("meta:{entry_id}:{user}")))
+                    .map(|user| key::fit_conversation(["meta:", entry_id, ":", user].concat()))
                     .unwrap_or_else(fallback_conversation);
                 ItemHead {
                     key,
@@ -482,13 +482,13 @@ impl MessagingHead {
         {
             // An Instagram unsend reuses the original message's mid.
             return Some(if *is_deleted {
-                format!("meta:{mid}:deleted")
+                ["meta:", mid, ":deleted"].concat()
             } else {
-                format!("meta:{mid}")
+                ["meta:", mid].concat()
             });
         }
         if let Some(MidHead { mid: Some(mid), .. }) = &self.postback {
-            return Some(format!("meta:{mid}"));
+            return Some(["meta:", mid].concat());
         }
         None
     }
@@ -675,7 +675,7 @@ impl ChangeHead {
         let mut ids = ids?;
         match ids.len() {
             0 => None,
-            1 => ids.pop().map(|id| format!("meta:wa:{id}")),
+            1 => ids.pop().map(|id| ["meta:wa:", &id].concat()),
             // Several messages in one change: a key for the set, whatever their order.
             _ => {
                 ids.sort_unstable();
@@ -700,7 +700,9 @@ impl ChangeHead {
         if users.any(|other| other != user) {
             return None;
         }
-        Some(key::fit_conversation(format!("meta:wa:{phone}:{user}")))
+        Some(key::fit_conversation(
+            ["meta:wa:", phone, ":", user].concat(),
+        ))
     }
 
     fn timestamp_ms(&self) -> Option<i64> {
