@@ -119,31 +119,48 @@ impl<'a> Json<'a> {
     /// every `\u` escape a character or a surrogate pair, no number near `f64`'s range, nesting
     /// within [`MAX_DEPTH`].
     pub(crate) fn check(self) -> Result<Json<'a>, Unclean> {
-        let bytes = self.0.as_bytes();
-        let (mut at, mut depth) = (0, 0usize);
-        while at < bytes.len() {
-            if !CHECKED[bytes[at] as usize] {
-                at += 1;
-                continue;
-            }
-            match bytes[at] {
-                b'{' | b'[' => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Err(Unclean);
-                    }
-                    at += 1;
+        let mut depth = 0usize;
+        walk_checked(self.0.as_bytes(), |_, opens| {
+            if opens {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Unclean);
                 }
-                b'}' | b']' => {
-                    depth = depth.saturating_sub(1);
-                    at += 1;
-                }
-                b'"' => at = check_string(bytes, at)?,
-                _ => at = check_number(bytes, at)?,
+            } else {
+                depth = depth.saturating_sub(1);
             }
-        }
+            Ok(())
+        })?;
         Ok(self)
     }
+}
+
+/// Walks valid JSON text checking every string and number as [`Json::check`] says, and hands
+/// each bracket to `bracket`: its offset, and whether it opens an object or array.
+fn walk_checked(
+    bytes: &[u8],
+    mut bracket: impl FnMut(usize, bool) -> Result<(), Unclean>,
+) -> Result<(), Unclean> {
+    let mut at = 0;
+    while at < bytes.len() {
+        if !CHECKED[bytes[at] as usize] {
+            at += 1;
+            continue;
+        }
+        match bytes[at] {
+            b'{' | b'[' => {
+                bracket(at, true)?;
+                at += 1;
+            }
+            b'}' | b']' => {
+                bracket(at, false)?;
+                at += 1;
+            }
+            b'"' => at = check_string(bytes, at)?,
+            _ => at = check_number(bytes, at)?,
+        }
+    }
+    Ok(())
 }
 
 /// Where each object and array of an item ends, found in the one pass that checks the whole
@@ -167,31 +184,18 @@ impl Spans {
         }
         let mut ends: Vec<(u32, u32)> = Vec::new();
         let mut open: Vec<usize> = Vec::new();
-        let mut at = 0;
-        while at < bytes.len() {
-            if !CHECKED[bytes[at] as usize] {
-                at += 1;
-                continue;
-            }
-            match bytes[at] {
-                b'{' | b'[' => {
-                    if open.len() >= MAX_DEPTH {
-                        return Err(Unclean);
-                    }
-                    open.push(ends.len());
-                    ends.push((at as u32, 0));
-                    at += 1;
+        walk_checked(bytes, |at, opens| {
+            if opens {
+                if open.len() >= MAX_DEPTH {
+                    return Err(Unclean);
                 }
-                b'}' | b']' => {
-                    at += 1;
-                    if let Some(index) = open.pop() {
-                        ends[index].1 = at as u32;
-                    }
-                }
-                b'"' => at = check_string(bytes, at)?,
-                _ => at = check_number(bytes, at)?,
+                open.push(ends.len());
+                ends.push((at as u32, 0));
+            } else if let Some(index) = open.pop() {
+                ends[index].1 = at as u32 + 1;
             }
-        }
+            Ok(())
+        })?;
         Ok(Spans {
             base: text.as_ptr() as usize,
             ends,
