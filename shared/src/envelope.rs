@@ -372,7 +372,7 @@ fn push_integer(out: &mut String, value: impl itoa::Integer) {
 /// A JSON string as serde_json writes it: most of the envelope's strings (keys, ids) need no
 /// escape and are copied as they are.
 fn push_string(out: &mut String, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !crate::scan::needs_escape(text) {
         out.push('"');
         out.push_str(text);
         out.push('"');

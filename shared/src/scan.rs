@@ -354,6 +354,25 @@ fn next_structural(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|found| at + found)
 }
 
+/// True when `text` holds a byte that serde_json escapes in a string (a control character, `"`
+/// or `\\`); eight bytes at a time, as the envelope's short strings mostly need none.
+pub(crate) fn needs_escape(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(word) = word_at(bytes, at) {
+        // Flags set only where some byte is below 0x20 (the first flag is exact, see
+        // `zero_bytes`), so any flag means one is there.
+        let control = word.wrapping_sub(splat(0x20)) & !word & splat(0x80);
+        if control | zero_bytes(word ^ splat(b'"')) | zero_bytes(word ^ splat(b'\\')) != 0 {
+            return true;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .any(|b| *b < 0x20 || matches!(b, b'"' | b'\\'))
+}
+
 /// Eight bytes at `at`, little-endian; `None` where fewer remain.
 #[inline]
 fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
@@ -626,6 +645,13 @@ mod tests {
             let plain = |set: &[u8]| bytes.get(from..).and_then(|rest| rest.iter().position(|b| set.contains(b))).map(|at| from + at);
             proptest::prop_assert_eq!(quote_or_backslash(&bytes, from), plain(b"\"\\"));
             proptest::prop_assert_eq!(next_structural(&bytes, from), plain(b"\"{}[]"));
+        }
+
+        /// The word-at-a-time test finds what serde_json escapes, wherever it is.
+        #[test]
+        fn needs_escape_is_what_serde_escapes(text in "[a-z\\x00-\\x21\"\\\\ä\\u{7f}\\u{1f600}]{0,40}") {
+            let escaped = serde_json::to_string(&text).expect("a string");
+            proptest::prop_assert_eq!(needs_escape(&text), escaped.len() != text.len() + 2);
         }
     }
 
