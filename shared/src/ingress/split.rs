@@ -74,16 +74,8 @@ pub fn line_messages(
             },
             event: raw,
         };
-        let (body, claim) = encode(&fresh, options)?;
-        Ok((
-            QueueMessage {
-                key,
-                conversation,
-                platform: Platform::Line,
-                body,
-            },
-            claim,
-        ))
+        let encoded = encode(&fresh, options)?;
+        Ok(queued(Platform::Line, key, conversation, encoded))
     })
 }
 
@@ -112,16 +104,8 @@ pub fn meta_messages(
             },
             event: item.raw,
         };
-        let (body, claim) = encode(&fresh, options)?;
-        Ok((
-            QueueMessage {
-                key,
-                conversation,
-                platform: Platform::Meta,
-                body,
-            },
-            claim,
-        ))
+        let encoded = encode(&fresh, options)?;
+        Ok(queued(Platform::Meta, key, conversation, encoded))
     })
 }
 
@@ -154,6 +138,22 @@ fn in_parallel<T: Sync>(
         split.claims.extend(claim);
     }
     Ok(split)
+}
+
+/// The queue message of an encoded envelope (and its claim-check object, if any).
+fn queued(
+    platform: Platform,
+    key: String,
+    conversation: String,
+    (body, claim): (String, Option<Claim>),
+) -> (QueueMessage, Option<Claim>) {
+    let message = QueueMessage {
+        key,
+        conversation,
+        platform,
+        body,
+    };
+    (message, claim)
 }
 
 /// A claim-check object: its name and the event's exact bytes.
