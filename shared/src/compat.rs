@@ -156,6 +156,144 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
     }
 }
 
+/// Readers for a strict first reading of a head: serde in one pass over the text, each field of
+/// the one type the platform documents, strings borrowed where they hold no escape. A strict
+/// reading that succeeds is one of the lenient readings' (a string is a string to both); one
+/// that fails sends the caller to the lenient reading.
+pub(crate) mod strict {
+    use serde::{Deserialize, Deserializer};
+    use std::borrow::Cow;
+
+    /// A JSON string, borrowed from the text unless it holds an escape. (`Option<Cow<str>>`
+    /// never borrows: serde borrows only a `Cow` that is a field itself.)
+    pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+            impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+                type Value = Text<'a>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'a>, E> {
+                    Ok(Text(Cow::Borrowed(text)))
+                }
+                fn visit_str<E>(self, text: &str) -> Result<Text<'a>, E> {
+                    Ok(Text(Cow::Owned(text.to_owned())))
+                }
+                fn visit_string<E>(self, text: String) -> Result<Text<'a>, E> {
+                    Ok(Text(Cow::Owned(text)))
+                }
+            }
+            deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+        }
+    }
+
+    /// Any JSON value, read as serde reads one into a `serde_json::Value` (with the same
+    /// refusals: a number beyond `f64`, an unpaired surrogate escape, nesting beyond 128 levels)
+    /// without building it. The lenient readings read each nested object as a `Value` first;
+    /// skipping a member's text would accept what they refuse.
+    pub(crate) struct Checked;
+
+    impl<'de> Deserialize<'de> for Checked {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(Checked)
+        }
+    }
+
+    impl<'de> serde::de::Visitor<'de> for Checked {
+        type Value = Checked;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+            while seq.next_element::<Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+            while map.next_entry::<Checked, Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+    }
+
+    /// A struct read strictly from a JSON object only (an array is refused: serde would read a
+    /// struct from it by position), each named member of its one type, a member named twice
+    /// refused, every other member [`Checked`].
+    macro_rules! object {
+        (struct $name:ident<$a:lifetime> { $( $field:ident: $ty:ty = $key:literal ),+ $(,)? }) => {
+            struct $name<$a> {
+                $( $field: Option<$ty>, )+
+                _text: std::marker::PhantomData<&$a str>,
+            }
+
+            impl<'de: $a, $a> serde::Deserialize<'de> for $name<$a> {
+                fn deserialize<D: serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> Result<Self, D::Error> {
+                    struct Visitor<$a>(std::marker::PhantomData<&$a str>);
+                    impl<'de: $a, $a> serde::de::Visitor<'de> for Visitor<$a> {
+                        type Value = $name<$a>;
+                        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                            f.write_str("a JSON object")
+                        }
+                        fn visit_map<M: serde::de::MapAccess<'de>>(
+                            self,
+                            mut map: M,
+                        ) -> Result<Self::Value, M::Error> {
+                            $( let mut $field: Option<Option<$ty>> = None; )+
+                            while let Some(key) =
+                                map.next_key::<$crate::compat::strict::Text<'_>>()?
+                            {
+                                match &*key.0 {
+                                    $( $key => {
+                                        if $field.is_some() {
+                                            return Err(<M::Error as serde::de::Error>::duplicate_field($key));
+                                        }
+                                        $field = Some(map.next_value()?);
+                                    } )+
+                                    _ => {
+                                        map.next_value::<$crate::compat::strict::Checked>()?;
+                                    }
+                                }
+                            }
+                            Ok($name {
+                                $( $field: $field.flatten(), )+
+                                _text: std::marker::PhantomData,
+                            })
+                        }
+                    }
+                    deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+                }
+            }
+        };
+    }
+    pub(crate) use object;
+
+    /// The owned string of an optional [`Text`].
+    pub(crate) fn owned(text: Option<Text<'_>>) -> Option<String> {
+        text.map(|text| text.0.into_owned())
+    }
+}
+
 /// Deserialises a whole value first, for enums whose variant depends on a field's value.
 pub(crate) fn buffered<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
     let value = Value::deserialize(deserializer)?;

@@ -25,10 +25,19 @@ pub fn hashed(prefix: &str, parts: &[&str], item: &Value) -> String {
         hasher.update([0]);
     }
     hasher.update(canonical.as_bytes());
-    let mut key = String::with_capacity(prefix.len() + 64);
-    key.push_str(prefix);
-    key.push_str(&hex::encode(hasher.finalize()));
-    key
+    prefixed_hex(prefix, hasher)
+}
+
+/// `prefix` + the lowercase hex of the hasher's digest, written in place (`hex::encode` builds
+/// its string a character at a time: a tenth of the time of keying a `read` item).
+fn prefixed_hex(prefix: &str, hasher: Sha256) -> String {
+    let mut hex = [0u8; 64];
+    // 32 bytes always fit 64 digits.
+    let digits = match hex::encode_to_slice(hasher.finalize(), &mut hex) {
+        Ok(()) => std::str::from_utf8(&hex).unwrap_or_default(),
+        Err(_) => "",
+    };
+    [prefix, digits].concat()
 }
 
 /// Like [`hashed`], for an item given as JSON text: hashed in its canonical form (object keys
@@ -66,10 +75,7 @@ fn hash_parts(prefix: &str, parts: &[&str], canonical: &str) -> String {
         hasher.update([0]);
     }
     hasher.update(canonical.as_bytes());
-    let mut key = String::with_capacity(prefix.len() + 64);
-    key.push_str(prefix);
-    key.push_str(&hex::encode(hasher.finalize()));
-    key
+    prefixed_hex(prefix, hasher)
 }
 
 /// The deepest nesting read in canonical form: serde_json's own limit for a `Value`. Deeper

@@ -212,6 +212,24 @@ fn what_serde_reads_differently_is_read_the_serde_way() {
         r#"{"value":{"metadata":{"phone_number_id":"1065"},"messages":[["w1","x"]]}}"#,
         r#"{"value":{"statuses":[{"id":"w2","status":"read","recipient_id":"1"},{"id":"w3","status":"sent","recipient_id":"2"}]}}"#,
         r#"{"field":"messages","value":{"messages":[{"id":"w1","text":{"body":"\ud83d\ude00 \u00e4"}}]}}"#,
+        // The strict first reading (serde with borrowed strings): what it must leave to the
+        // lenient readings, which read nested objects as `Value`s first.
+        r#"{"sender":["U1"],"recipient":{"id":"P1"},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1","x":"\ud800"},"recipient":{"id":"P1"},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1"},"message":{"mid":"m","text":"a","x":[1e400]}}"#,
+        r#"{"sender":{"i\u0064":"U1"},"message":{"m\u0069d":"m\u00e4"},"timestamp":-3}"#,
+        r#"{"sender":null,"recipient":{"id":null},"message":{"mid":null,"is_deleted":null}}"#,
+        r#"{"sender":{"id":"U1"},"message":{"mid":"a","mid":"b"},"postback":{"mid":"c"}}"#,
+        r#"{"message_edit":{"mid":"m","num_edit":2.0},"message":{"mid":"n"}}"#,
+        r#"{"webhookEventId":"a","x":1e400,"source":{"type":"room","roomId":"R1"}}"#,
+        r#"{"webhookEventId":"a","source":{"type":"user","userId":"U1","x":{"y":"\udc00"}}}"#,
+        r#"{"webhookEventId":"a","source":{"type":"bot","userId":"U1"},"timestamp":9223372036854775808}"#,
+        r#"{"webhookEventId":"a","source":{"type":"user","userId":"U1","type":"group"}}"#,
+        &format!(
+            r#"{{"sender":{{"id":"U1"}},"message":{{"mid":"m","x":{}1{}}}}}"#,
+            "[".repeat(130),
+            "]".repeat(130)
+        ),
         r#"[{"webhookEventId":"a"}]"#,
         r#""text""#,
         &format!(r#"{{"source":{}1{}}}"#, "[".repeat(120), "]".repeat(120)),

@@ -123,7 +123,7 @@ impl Source {
     }
 
     /// The source of one of the three chat types; `None` for another type.
-    fn chat(
+    pub(crate) fn chat(
         kind: &str,
         user_id: Option<String>,
         group_id: Option<String>,

@@ -98,7 +98,49 @@ impl EventHead {
     /// Reads the head of one event's JSON, with the typed view's own lenient readers, so that
     /// the two agree on every field they both read.
     pub fn of(raw: &RawValue) -> EventHead {
-        Self::scan(raw.get()).unwrap_or_else(|_| Self::of_serde(raw))
+        Self::strict(raw.get())
+            .or_else(|| Self::scan(raw.get()).ok())
+            .unwrap_or_else(|| Self::of_serde(raw))
+    }
+
+    /// The head of an event whose fields have the types LINE documents, read by serde in one
+    /// pass with borrowed strings (see [`crate::compat::strict`]); `None` sends the caller to the
+    /// lenient readings, as does a source of a type other than the three chats (kept verbatim).
+    fn strict(text: &str) -> Option<EventHead> {
+        use crate::compat::ObjectOnly;
+        use crate::compat::strict::{Text, object, owned};
+        object!(
+            struct SourceText<'a> {
+            kind: Text<'a> = "type",
+            user_id: Text<'a> = "userId",
+            group_id: Text<'a> = "groupId",
+            room_id: Text<'a> = "roomId",
+        }
+        );
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Head<'a> {
+            #[serde(borrow)]
+            webhook_event_id: Option<Text<'a>>,
+            timestamp: Option<i64>,
+            #[serde(borrow)]
+            source: Option<SourceText<'a>>,
+        }
+        let ObjectOnly(head) = serde_json::from_str::<ObjectOnly<Head<'_>>>(text).ok()?;
+        let source = match head.source {
+            Some(source) => Some(Source::chat(
+                source.kind.as_ref().map_or("", |kind| &kind.0),
+                owned(source.user_id),
+                owned(source.group_id),
+                owned(source.room_id),
+            )?),
+            None => None,
+        };
+        Some(EventHead {
+            webhook_event_id: owned(head.webhook_event_id),
+            timestamp: head.timestamp,
+            source,
+        })
     }
 
     /// The head read without building values ([`crate::scan`]), or `Unclean` where only serde's

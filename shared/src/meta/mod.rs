@@ -398,7 +398,65 @@ struct EditHead {
 
 impl MessagingHead {
     fn read(raw: &RawValue) -> MessagingHead {
-        Self::scan(raw.get()).unwrap_or_else(|_| Self::read_with_serde(raw))
+        Self::strict(raw.get())
+            .or_else(|| Self::scan(raw.get()).ok())
+            .unwrap_or_else(|| Self::read_with_serde(raw))
+    }
+
+    /// The head of an item whose fields have the types Meta documents, read by serde in one
+    /// pass with borrowed strings. `None` when anything the head reads is of another type or
+    /// named twice, or the item is not an object: the lenient readings then decide. Where this
+    /// reads, they read the same (a strict reading is one of the lenient ones).
+    fn strict(text: &str) -> Option<MessagingHead> {
+        use crate::compat::strict::{Text, object, owned};
+        object!(
+            struct PartyText<'a> { id: Text<'a> = "id", user_ref: Text<'a> = "user_ref" }
+        );
+        object!(
+            struct Mid<'a> { mid: Text<'a> = "mid", is_deleted: bool = "is_deleted" }
+        );
+        object!(
+            struct Edit<'a> { mid: Text<'a> = "mid", num_edit: i64 = "num_edit" }
+        );
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            sender: Option<PartyText<'a>>,
+            #[serde(borrow)]
+            recipient: Option<PartyText<'a>>,
+            timestamp: Option<i64>,
+            #[serde(borrow)]
+            message: Option<Mid<'a>>,
+            #[serde(borrow)]
+            postback: Option<Mid<'a>>,
+            #[serde(borrow)]
+            message_edit: Option<Edit<'a>>,
+        }
+        let head: ObjectOnly<Head<'_>> = serde_json::from_str(text).ok()?;
+        let head = head.0;
+        let party = |p: Option<PartyText<'_>>| {
+            p.map(|p| Party {
+                id: owned(p.id),
+                user_ref: owned(p.user_ref),
+            })
+        };
+        let mid = |m: Option<Mid<'_>>| {
+            m.map(|m| MidHead {
+                mid: owned(m.mid),
+                is_deleted: m.is_deleted.unwrap_or_default(),
+            })
+        };
+        Some(MessagingHead {
+            sender: party(head.sender),
+            recipient: party(head.recipient),
+            timestamp: head.timestamp,
+            message: mid(head.message),
+            postback: mid(head.postback),
+            message_edit: head.message_edit.map(|e| EditHead {
+                mid: owned(e.mid),
+                num_edit: e.num_edit,
+            }),
+        })
     }
 
     fn read_with_serde(raw: &RawValue) -> MessagingHead {
