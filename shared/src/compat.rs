@@ -288,6 +288,34 @@ pub(crate) mod strict {
     }
     pub(crate) use object;
 
+    /// A whole number given as an integer or as a numeric string (WhatsApp's timestamps), read
+    /// as [`super::lenient::number`] reads those two; any other number is refused.
+    pub(crate) struct Whole(pub(crate) Option<i64>);
+
+    impl<'de> Deserialize<'de> for Whole {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl serde::de::Visitor<'_> for Visitor {
+                type Value = Whole;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an integer or a numeric string")
+                }
+                fn visit_i64<E>(self, number: i64) -> Result<Whole, E> {
+                    Ok(Whole(Some(number)))
+                }
+                fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Whole, E> {
+                    i64::try_from(number)
+                        .map(|number| Whole(Some(number)))
+                        .map_err(|_| E::custom("beyond i64"))
+                }
+                fn visit_str<E>(self, text: &str) -> Result<Whole, E> {
+                    Ok(Whole(super::lenient::whole_number_text(text)))
+                }
+            }
+            deserializer.deserialize_any(Visitor)
+        }
+    }
+
     /// The owned string of an optional [`Text`].
     pub(crate) fn owned(text: Option<Text<'_>>) -> Option<String> {
         text.map(|text| text.0.into_owned())

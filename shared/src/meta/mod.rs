@@ -638,7 +638,88 @@ impl WaItemHead {
 
 impl ChangeHead {
     fn read(raw: &RawValue) -> ChangeHead {
-        Self::scan(raw.get()).unwrap_or_else(|_| Self::read_with_serde(raw))
+        Self::strict(raw.get())
+            .or_else(|| Self::scan(raw.get()).ok())
+            .unwrap_or_else(|| Self::read_with_serde(raw))
+    }
+
+    /// The head of a change whose fields have the types Meta documents (ids as strings,
+    /// timestamps as integers or numeric strings), read by serde in one pass; `None` sends the
+    /// caller to the lenient readings (see [`MessagingHead::strict`]).
+    fn strict(text: &str) -> Option<ChangeHead> {
+        use crate::compat::strict::{Text, Whole, object, owned};
+        object!(
+            struct MetadataText<'a> {
+            display_phone_number: Text<'a> = "display_phone_number",
+            phone_number_id: Text<'a> = "phone_number_id",
+        }
+        );
+        object!(
+            struct ContactText<'a> { wa_id: Text<'a> = "wa_id", user_id: Text<'a> = "user_id" }
+        );
+        object!(
+            struct ItemText<'a> {
+            id: Text<'a> = "id",
+            status: Text<'a> = "status",
+            from: Text<'a> = "from",
+            from_user_id: Text<'a> = "from_user_id",
+            recipient_id: Text<'a> = "recipient_id",
+            recipient_user_id: Text<'a> = "recipient_user_id",
+            to: Text<'a> = "to",
+            to_user_id: Text<'a> = "to_user_id",
+            timestamp: Whole = "timestamp",
+        }
+        );
+        object!(
+            struct ValueText<'a> {
+            metadata: MetadataText<'a> = "metadata",
+            contacts: Vec<ContactText<'a>> = "contacts",
+            messages: Vec<ItemText<'a>> = "messages",
+            statuses: Vec<ItemText<'a>> = "statuses",
+            message_echoes: Vec<ItemText<'a>> = "message_echoes",
+        }
+        );
+        #[derive(Deserialize)]
+        struct Change<'a> {
+            #[serde(borrow)]
+            value: Option<ValueText<'a>>,
+        }
+        let items = |items: Option<Vec<ItemText<'_>>>| -> Vec<WaItemHead> {
+            items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|item| WaItemHead {
+                    id: owned(item.id),
+                    status: owned(item.status),
+                    from: owned(item.from),
+                    from_user_id: owned(item.from_user_id),
+                    recipient_id: owned(item.recipient_id),
+                    recipient_user_id: owned(item.recipient_user_id),
+                    to: owned(item.to),
+                    to_user_id: owned(item.to_user_id),
+                    timestamp: item.timestamp.and_then(|t| t.0),
+                })
+                .collect()
+        };
+        let ObjectOnly(change) = serde_json::from_str::<ObjectOnly<Change<'_>>>(text).ok()?;
+        Some(ChangeHead {
+            value: change.value.map(|value| WaHead {
+                metadata: value.metadata.map(|m| Metadata {
+                    display_phone_number: owned(m.display_phone_number),
+                    phone_number_id: owned(m.phone_number_id),
+                }),
+                contacts: (value.contacts.unwrap_or_default().into_iter())
+                    .map(|c| Contact {
+                        wa_id: owned(c.wa_id),
+                        user_id: owned(c.user_id),
+                        ..Contact::default()
+                    })
+                    .collect(),
+                messages: items(value.messages),
+                statuses: items(value.statuses),
+                message_echoes: items(value.message_echoes),
+            }),
+        })
     }
 
     fn read_with_serde(raw: &RawValue) -> ChangeHead {
