@@ -31,6 +31,7 @@ use crate::scan::{self, Json, Kind, Spans, Unclean};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 open_enum! {
     /// The kind of object a notification is about.
@@ -361,43 +362,60 @@ impl ItemHead {
 /// The head of a messaging item, with the typed view's own lenient readers: the two agree on
 /// every field they both read (a `timestamp` given as a string, Meta's own test payload's
 /// `"message": "…"`).
+/// Its strings are borrowed from the item's text where the strict reading read it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct MessagingHead {
+struct MessagingHead<'a> {
     #[serde(deserialize_with = "lenient::option")]
-    sender: Option<Party>,
+    sender: Option<PartyHead<'a>>,
     #[serde(deserialize_with = "lenient::option")]
-    recipient: Option<Party>,
+    recipient: Option<PartyHead<'a>>,
     #[serde(deserialize_with = "lenient::number")]
     timestamp: Option<i64>,
     #[serde(deserialize_with = "lenient::option")]
-    message: Option<MidHead>,
+    message: Option<MidHead<'a>>,
     #[serde(deserialize_with = "lenient::option")]
-    postback: Option<MidHead>,
+    postback: Option<MidHead<'a>>,
     #[serde(deserialize_with = "lenient::option")]
-    message_edit: Option<EditHead>,
+    message_edit: Option<EditHead<'a>>,
+}
+
+/// [`Party`] as the head reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PartyHead<'a> {
+    #[serde(deserialize_with = "lenient_id")]
+    id: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient_id")]
+    user_ref: Option<Cow<'a, str>>,
+}
+
+fn lenient_id<'de, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(lenient::id(deserializer)?.map(Cow::Owned))
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct MidHead {
+struct MidHead<'a> {
     #[serde(deserialize_with = "lenient::option")]
-    mid: Option<String>,
+    mid: Option<Cow<'a, str>>,
     #[serde(deserialize_with = "lenient::flag")]
     is_deleted: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct EditHead {
+struct EditHead<'a> {
     #[serde(deserialize_with = "lenient::option")]
-    mid: Option<String>,
+    mid: Option<Cow<'a, str>>,
     #[serde(deserialize_with = "lenient::number")]
     num_edit: Option<i64>,
 }
 
-impl MessagingHead {
-    fn read(raw: &RawValue) -> MessagingHead {
+impl<'a> MessagingHead<'a> {
+    fn read(raw: &'a RawValue) -> MessagingHead<'a> {
         Self::strict(raw.get())
             .or_else(|| Self::scan(raw.get()).ok())
             .unwrap_or_else(|| Self::read_with_serde(raw))
@@ -407,8 +425,8 @@ impl MessagingHead {
     /// pass with borrowed strings. `None` when anything the head reads is of another type or
     /// named twice, or the item is not an object: the lenient readings then decide. Where this
     /// reads, they read the same (a strict reading is one of the lenient ones).
-    fn strict(text: &str) -> Option<MessagingHead> {
-        use crate::compat::strict::{Text, object, owned};
+    fn strict(text: &'a str) -> Option<MessagingHead<'a>> {
+        use crate::compat::strict::{Text, object};
         object!(
             struct PartyText<'a> { id: Text<'a> = "id", user_ref: Text<'a> = "user_ref" }
         );
@@ -434,15 +452,16 @@ impl MessagingHead {
         }
         let head: ObjectOnly<Head<'_>> = serde_json::from_str(text).ok()?;
         let head = head.0;
-        let party = |p: Option<PartyText<'_>>| {
-            p.map(|p| Party {
-                id: owned(p.id),
-                user_ref: owned(p.user_ref),
+        let text = |t: Option<Text<'a>>| t.map(|t| t.0);
+        let party = |p: Option<PartyText<'a>>| {
+            p.map(|p| PartyHead {
+                id: text(p.id),
+                user_ref: text(p.user_ref),
             })
         };
-        let mid = |m: Option<Mid<'_>>| {
+        let mid = |m: Option<Mid<'a>>| {
             m.map(|m| MidHead {
-                mid: owned(m.mid),
+                mid: text(m.mid),
                 is_deleted: m.is_deleted.unwrap_or_default(),
             })
         };
@@ -453,18 +472,18 @@ impl MessagingHead {
             message: mid(head.message),
             postback: mid(head.postback),
             message_edit: head.message_edit.map(|e| EditHead {
-                mid: owned(e.mid),
+                mid: text(e.mid),
                 num_edit: e.num_edit,
             }),
         })
     }
 
-    fn read_with_serde(raw: &RawValue) -> MessagingHead {
+    fn read_with_serde(raw: &RawValue) -> MessagingHead<'a> {
         crate::compat::object_or_default(raw.get())
     }
 
     /// The head read without building values ([`crate::scan`]).
-    fn scan(text: &str) -> Result<MessagingHead, Unclean> {
+    fn scan(text: &str) -> Result<MessagingHead<'a>, Unclean> {
         let json = Json::new(text);
         if json.kind() != Kind::Object {
             return Ok(MessagingHead::default());
@@ -486,19 +505,19 @@ impl MessagingHead {
             message_edit,
         ] = scan::top_level(json, names)?;
         let party = |value: Json<'_>| {
-            scan::lenient::object(value, |party: &mut Party, key, item| {
+            scan::lenient::object(value, |party: &mut PartyHead<'a>, key, item| {
                 match key {
-                    "id" => party.id = scan::lenient::id(item)?,
-                    "user_ref" => party.user_ref = scan::lenient::id(item)?,
+                    "id" => party.id = scan::lenient::id(item)?.map(Cow::Owned),
+                    "user_ref" => party.user_ref = scan::lenient::id(item)?.map(Cow::Owned),
                     _ => {}
                 }
                 Ok(())
             })
         };
         let mid = |value: Json<'_>| {
-            scan::lenient::object(value, |head: &mut MidHead, key, item| {
+            scan::lenient::object(value, |head: &mut MidHead<'a>, key, item| {
                 match key {
-                    "mid" => head.mid = scan::lenient::string(item)?,
+                    "mid" => head.mid = scan::lenient::string(item)?.map(Cow::Owned),
                     "is_deleted" => head.is_deleted = scan::lenient::flag(item)?,
                     _ => {}
                 }
@@ -506,9 +525,9 @@ impl MessagingHead {
             })
         };
         let edit = |value: Json<'_>| {
-            scan::lenient::object(value, |head: &mut EditHead, key, item| {
+            scan::lenient::object(value, |head: &mut EditHead<'a>, key, item| {
                 match key {
-                    "mid" => head.mid = scan::lenient::string(item)?,
+                    "mid" => head.mid = scan::lenient::string(item)?.map(Cow::Owned),
                     "num_edit" => head.num_edit = scan::lenient::number(item)?,
                     _ => {}
                 }
@@ -553,7 +572,7 @@ impl MessagingHead {
 
     /// The user of the thread: whichever party is not the page.
     fn counterpart<'s>(&'s self, page_id: &str) -> Option<&'s str> {
-        let id = |party: &'s Option<Party>| {
+        let id = |party: &'s Option<PartyHead<'a>>| {
             party
                 .as_ref()
                 .and_then(|p| p.id.as_deref().or(p.user_ref.as_deref()))
