@@ -1,0 +1,626 @@
+//! What the ingress reads of each Meta item: its deduplication key, conversation and time
+//! ([`ItemHead`]), read strictly first (serde in one pass, borrowed strings), then by
+//! [`crate::scan`], then by the lenient serde readings that define it.
+
+use super::{Contact, ItemList, Metadata};
+use crate::compat::{ObjectOnly, lenient};
+use crate::key;
+use crate::scan::{self, Json, Kind, Spans, Unclean};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// What the ingress needs to know of one item, whatever the rest of it looks like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemHead {
+    /// The deduplication key:
+    /// - `meta:{mid}` for a message and a postback, `meta:{mid}:deleted` for an Instagram unsend,
+    ///   `meta:{mid}:edit:{num_edit}` for an edit;
+    /// - `meta:wa:{id}` for a WhatsApp message, `meta:wa:{id}:{status}` for a status;
+    /// - otherwise `meta:h:` + SHA-256 over the object, the entry id and the item's canonical
+    ///   JSON, so that a retry batched differently gives the same key; for `changes[]` items the
+    ///   entry's `time` too, the time of the change, since their content alone does not tell two
+    ///   events apart (a template approved twice months apart, a page renamed back). Messaging
+    ///   items carry their own `timestamp` and are keyed without the entry's time, which a retry
+    ///   may change.
+    pub key: String,
+    /// The conversation: `meta:{page}:{user}` for Messenger and Instagram (the user is whichever
+    /// of sender and recipient is not the page), `meta:wa:{phone_number_id}:{wa_id}` for WhatsApp
+    /// (a coexistence echo: the user it went to),
+    /// `meta:{entry id}` where there is no user.
+    pub conversation: String,
+    /// The event's time in milliseconds, where the item gives one.
+    pub timestamp: Option<i64>,
+}
+
+impl ItemHead {
+    /// The head of an item of an entry without a `time`.
+    pub fn of(object: &str, entry_id: &str, list: ItemList, raw: &RawValue) -> ItemHead {
+        ItemHead::of_entry(object, entry_id, None, list, raw)
+    }
+
+    pub fn of_entry(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        raw: &RawValue,
+    ) -> ItemHead {
+        Self::read(object, entry_id, entry_time, list, raw, false)
+    }
+
+    /// The head as serde reads it (and keys it): the definition that [`ItemHead::of_entry`]'s
+    /// faster reading equals on every input (property tests, the `meta_webhook` fuzz target).
+    pub fn of_entry_serde(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        raw: &RawValue,
+    ) -> ItemHead {
+        Self::read(object, entry_id, entry_time, list, raw, true)
+    }
+
+    fn read(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        raw: &RawValue,
+        serde: bool,
+    ) -> ItemHead {
+        let hashed_json = if serde {
+            key::hashed_json_serde
+        } else {
+            key::hashed_json
+        };
+        let fallback_conversation = || key::fit_conversation(["meta:", entry_id].concat());
+        let hashed = || hashed_json("meta:h:", &[object, entry_id], raw.get());
+        match list {
+            ItemList::Messaging | ItemList::Standby => {
+                let head = if serde {
+                    MessagingHead::read_with_serde(raw)
+                } else {
+                    MessagingHead::read(raw)
+                };
+                let key = head.own_key().unwrap_or_else(hashed);
+                let conversation = head
+                    .counterpart(entry_id)
+                    .map(|user| key::fit_conversation(["meta:", entry_id, ":", user].concat()))
+                    .unwrap_or_else(fallback_conversation);
+                ItemHead {
+                    key,
+                    conversation,
+                    timestamp: head.timestamp,
+                }
+            }
+            ItemList::Changes => {
+                let head = if serde {
+                    ChangeHead::read_with_serde(raw)
+                } else {
+                    ChangeHead::read(raw)
+                };
+                let time = entry_time.map(|t| t.to_string()).unwrap_or_default();
+                let key = head.own_key(object, entry_id).unwrap_or_else(|| {
+                    hashed_json("meta:h:", &[object, entry_id, &time], raw.get())
+                });
+                let conversation = head.conversation().unwrap_or_else(fallback_conversation);
+                ItemHead {
+                    key,
+                    conversation,
+                    timestamp: head.timestamp_ms(),
+                }
+            }
+        }
+    }
+}
+
+/// The head of a messaging item, with the typed view's own lenient readers: the two agree on
+/// every field they both read (a `timestamp` given as a string, Meta's own test payload's
+/// `"message": "…"`).
+/// Its strings are borrowed from the item's text where the strict reading read it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MessagingHead<'a> {
+    #[serde(deserialize_with = "lenient::option")]
+    sender: Option<PartyHead<'a>>,
+    #[serde(deserialize_with = "lenient::option")]
+    recipient: Option<PartyHead<'a>>,
+    #[serde(deserialize_with = "lenient::number")]
+    timestamp: Option<i64>,
+    #[serde(deserialize_with = "lenient::option")]
+    message: Option<MidHead<'a>>,
+    #[serde(deserialize_with = "lenient::option")]
+    postback: Option<MidHead<'a>>,
+    #[serde(deserialize_with = "lenient::option")]
+    message_edit: Option<EditHead<'a>>,
+}
+
+/// [`Party`] as the head reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PartyHead<'a> {
+    #[serde(deserialize_with = "lenient_id")]
+    id: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient_id")]
+    user_ref: Option<Cow<'a, str>>,
+}
+
+fn lenient_id<'de, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(lenient::id(deserializer)?.map(Cow::Owned))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MidHead<'a> {
+    #[serde(deserialize_with = "lenient::option")]
+    mid: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient::flag")]
+    is_deleted: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EditHead<'a> {
+    #[serde(deserialize_with = "lenient::option")]
+    mid: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient::number")]
+    num_edit: Option<i64>,
+}
+
+impl<'a> MessagingHead<'a> {
+    fn read(raw: &'a RawValue) -> MessagingHead<'a> {
+        Self::strict(raw.get())
+            .or_else(|| Self::scan(raw.get()).ok())
+            .unwrap_or_else(|| Self::read_with_serde(raw))
+    }
+
+    /// The head of an item whose fields have the types Meta documents, read by serde in one
+    /// pass with borrowed strings. `None` when anything the head reads is of another type or
+    /// named twice, or the item is not an object: the lenient readings then decide. Where this
+    /// reads, they read the same (a strict reading is one of the lenient ones).
+    fn strict(text: &'a str) -> Option<MessagingHead<'a>> {
+        use crate::compat::strict::{Text, object};
+        object!(
+            struct PartyText<'a> { id: Text<'a> = "id", user_ref: Text<'a> = "user_ref" }
+        );
+        object!(
+            struct Mid<'a> { mid: Text<'a> = "mid", is_deleted: bool = "is_deleted" }
+        );
+        object!(
+            struct Edit<'a> { mid: Text<'a> = "mid", num_edit: i64 = "num_edit" }
+        );
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            sender: Option<PartyText<'a>>,
+            #[serde(borrow)]
+            recipient: Option<PartyText<'a>>,
+            timestamp: Option<i64>,
+            #[serde(borrow)]
+            message: Option<Mid<'a>>,
+            #[serde(borrow)]
+            postback: Option<Mid<'a>>,
+            #[serde(borrow)]
+            message_edit: Option<Edit<'a>>,
+        }
+        let head: ObjectOnly<Head<'_>> = serde_json::from_str(text).ok()?;
+        let head = head.0;
+        let text = |t: Option<Text<'a>>| t.map(|t| t.0);
+        let party = |p: Option<PartyText<'a>>| {
+            p.map(|p| PartyHead {
+                id: text(p.id),
+                user_ref: text(p.user_ref),
+            })
+        };
+        let mid = |m: Option<Mid<'a>>| {
+            m.map(|m| MidHead {
+                mid: text(m.mid),
+                is_deleted: m.is_deleted.unwrap_or_default(),
+            })
+        };
+        Some(MessagingHead {
+            sender: party(head.sender),
+            recipient: party(head.recipient),
+            timestamp: head.timestamp,
+            message: mid(head.message),
+            postback: mid(head.postback),
+            message_edit: head.message_edit.map(|e| EditHead {
+                mid: text(e.mid),
+                num_edit: e.num_edit,
+            }),
+        })
+    }
+
+    fn read_with_serde(raw: &RawValue) -> MessagingHead<'a> {
+        crate::compat::object_or_default(raw.get())
+    }
+
+    /// The head read without building values ([`crate::scan`]).
+    fn scan(text: &str) -> Result<MessagingHead<'a>, Unclean> {
+        let json = Json::new(text);
+        if json.kind() != Kind::Object {
+            return Ok(MessagingHead::default());
+        }
+        let names = [
+            "sender",
+            "recipient",
+            "timestamp",
+            "message",
+            "postback",
+            "message_edit",
+        ];
+        let [
+            sender,
+            recipient,
+            timestamp,
+            message,
+            postback,
+            message_edit,
+        ] = scan::top_level(json, names)?;
+        let party = |value: Json<'_>| {
+            scan::lenient::object(value, |party: &mut PartyHead<'a>, key, item| {
+                match key {
+                    "id" => party.id = scan::lenient::id(item)?.map(Cow::Owned),
+                    "user_ref" => party.user_ref = scan::lenient::id(item)?.map(Cow::Owned),
+                    _ => {}
+                }
+                Ok(())
+            })
+        };
+        let mid = |value: Json<'_>| {
+            scan::lenient::object(value, |head: &mut MidHead<'a>, key, item| {
+                match key {
+                    "mid" => head.mid = scan::lenient::string(item)?.map(Cow::Owned),
+                    "is_deleted" => head.is_deleted = scan::lenient::flag(item)?,
+                    _ => {}
+                }
+                Ok(())
+            })
+        };
+        let edit = |value: Json<'_>| {
+            scan::lenient::object(value, |head: &mut EditHead<'a>, key, item| {
+                match key {
+                    "mid" => head.mid = scan::lenient::string(item)?.map(Cow::Owned),
+                    "num_edit" => head.num_edit = scan::lenient::number(item)?,
+                    _ => {}
+                }
+                Ok(())
+            })
+        };
+        Ok(MessagingHead {
+            sender: sender.map(party).transpose()?.flatten(),
+            recipient: recipient.map(party).transpose()?.flatten(),
+            timestamp: timestamp.map(scan::lenient::number).transpose()?.flatten(),
+            message: message.map(mid).transpose()?.flatten(),
+            postback: postback.map(mid).transpose()?.flatten(),
+            message_edit: message_edit.map(edit).transpose()?.flatten(),
+        })
+    }
+
+    fn own_key(&self) -> Option<String> {
+        if let Some(EditHead {
+            mid: Some(mid),
+            num_edit: Some(num_edit),
+        }) = &self.message_edit
+        {
+            return Some(format!("meta:{mid}:edit:{num_edit}"));
+        }
+        if let Some(MidHead {
+            mid: Some(mid),
+            is_deleted,
+        }) = &self.message
+        {
+            // An Instagram unsend reuses the original message's mid.
+            return Some(if *is_deleted {
+                ["meta:", mid, ":deleted"].concat()
+            } else {
+                ["meta:", mid].concat()
+            });
+        }
+        if let Some(MidHead { mid: Some(mid), .. }) = &self.postback {
+            return Some(["meta:", mid].concat());
+        }
+        None
+    }
+
+    /// The user of the thread: whichever party is not the page.
+    fn counterpart<'s>(&'s self, page_id: &str) -> Option<&'s str> {
+        let id = |party: &'s Option<PartyHead<'a>>| {
+            party
+                .as_ref()
+                .and_then(|p| p.id.as_deref().or(p.user_ref.as_deref()))
+        };
+        let sender = id(&self.sender);
+        let recipient = id(&self.recipient);
+        match (sender, recipient) {
+            (Some(s), Some(r)) if s == page_id => Some(r),
+            (Some(s), _) => Some(s),
+            (None, r) => r.filter(|r| *r != page_id),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChangeHead {
+    #[serde(deserialize_with = "lenient::option")]
+    value: Option<WaHead>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WaHead {
+    #[serde(deserialize_with = "lenient::option")]
+    metadata: Option<Metadata>,
+    #[serde(deserialize_with = "lenient::list")]
+    contacts: Vec<Contact>,
+    #[serde(deserialize_with = "lenient::list")]
+    messages: Vec<WaItemHead>,
+    #[serde(deserialize_with = "lenient::list")]
+    statuses: Vec<WaItemHead>,
+    /// `smb_message_echoes`: what the business sent from the WhatsApp Business app
+    /// (coexistence), in the conversation of the user it went to.
+    #[serde(deserialize_with = "lenient::list")]
+    message_echoes: Vec<WaItemHead>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WaItemHead {
+    #[serde(deserialize_with = "lenient::option")]
+    id: Option<String>,
+    /// Statuses only.
+    #[serde(deserialize_with = "lenient::option")]
+    status: Option<String>,
+    /// Messages: the sender's phone number (withheld for some username users).
+    #[serde(deserialize_with = "lenient::id")]
+    from: Option<String>,
+    /// Messages: the sender's business-scoped user id.
+    #[serde(deserialize_with = "lenient::option")]
+    from_user_id: Option<String>,
+    /// Statuses: the user (or group) the business wrote to.
+    #[serde(deserialize_with = "lenient::id")]
+    recipient_id: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
+    recipient_user_id: Option<String>,
+    /// Echoes: the user the business wrote to.
+    #[serde(deserialize_with = "lenient::id")]
+    to: Option<String>,
+    #[serde(deserialize_with = "lenient::option")]
+    to_user_id: Option<String>,
+    #[serde(deserialize_with = "lenient::number")]
+    timestamp: Option<i64>,
+}
+
+impl WaItemHead {
+    /// The user the item is about, as the typed view names them ([`WhatsAppMessage::sender`],
+    /// [`Status::recipient`]): phone number while WhatsApp sends it, else the BSUID.
+    fn user(&self) -> Option<&str> {
+        if self.to.is_some() || self.to_user_id.is_some() {
+            // An echo: from the business, about the user it went to.
+            return self.to.as_deref().or(self.to_user_id.as_deref());
+        }
+        self.from
+            .as_deref()
+            .or(self.from_user_id.as_deref())
+            .or(self.recipient_id.as_deref())
+            .or(self.recipient_user_id.as_deref())
+    }
+}
+
+impl ChangeHead {
+    fn read(raw: &RawValue) -> ChangeHead {
+        Self::strict(raw.get())
+            .or_else(|| Self::scan(raw.get()).ok())
+            .unwrap_or_else(|| Self::read_with_serde(raw))
+    }
+
+    /// The head of a change whose fields have the types Meta documents (ids as strings,
+    /// timestamps as integers or numeric strings), read by serde in one pass; `None` sends the
+    /// caller to the lenient readings (see [`MessagingHead::strict`]).
+    fn strict(text: &str) -> Option<ChangeHead> {
+        use crate::compat::strict::{Text, Whole, object, owned};
+        object!(
+            struct MetadataText<'a> {
+            display_phone_number: Text<'a> = "display_phone_number",
+            phone_number_id: Text<'a> = "phone_number_id",
+        }
+        );
+        object!(
+            struct ContactText<'a> { wa_id: Text<'a> = "wa_id", user_id: Text<'a> = "user_id" }
+        );
+        object!(
+            struct ItemText<'a> {
+            id: Text<'a> = "id",
+            status: Text<'a> = "status",
+            from: Text<'a> = "from",
+            from_user_id: Text<'a> = "from_user_id",
+            recipient_id: Text<'a> = "recipient_id",
+            recipient_user_id: Text<'a> = "recipient_user_id",
+            to: Text<'a> = "to",
+            to_user_id: Text<'a> = "to_user_id",
+            timestamp: Whole = "timestamp",
+        }
+        );
+        object!(
+            struct ValueText<'a> {
+            metadata: MetadataText<'a> = "metadata",
+            contacts: Vec<ContactText<'a>> = "contacts",
+            messages: Vec<ItemText<'a>> = "messages",
+            statuses: Vec<ItemText<'a>> = "statuses",
+            message_echoes: Vec<ItemText<'a>> = "message_echoes",
+        }
+        );
+        #[derive(Deserialize)]
+        struct Change<'a> {
+            #[serde(borrow)]
+            value: Option<ValueText<'a>>,
+        }
+        let items = |items: Option<Vec<ItemText<'_>>>| -> Vec<WaItemHead> {
+            items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|item| WaItemHead {
+                    id: owned(item.id),
+                    status: owned(item.status),
+                    from: owned(item.from),
+                    from_user_id: owned(item.from_user_id),
+                    recipient_id: owned(item.recipient_id),
+                    recipient_user_id: owned(item.recipient_user_id),
+                    to: owned(item.to),
+                    to_user_id: owned(item.to_user_id),
+                    timestamp: item.timestamp.and_then(|t| t.0),
+                })
+                .collect()
+        };
+        let ObjectOnly(change) = serde_json::from_str::<ObjectOnly<Change<'_>>>(text).ok()?;
+        Some(ChangeHead {
+            value: change.value.map(|value| WaHead {
+                metadata: value.metadata.map(|m| Metadata {
+                    display_phone_number: owned(m.display_phone_number),
+                    phone_number_id: owned(m.phone_number_id),
+                }),
+                contacts: (value.contacts.unwrap_or_default().into_iter())
+                    .map(|c| Contact {
+                        wa_id: owned(c.wa_id),
+                        user_id: owned(c.user_id),
+                        ..Contact::default()
+                    })
+                    .collect(),
+                messages: items(value.messages),
+                statuses: items(value.statuses),
+                message_echoes: items(value.message_echoes),
+            }),
+        })
+    }
+
+    fn read_with_serde(raw: &RawValue) -> ChangeHead {
+        crate::compat::object_or_default(raw.get())
+    }
+
+    /// The head read without building values ([`crate::scan`]).
+    fn scan(text: &str) -> Result<ChangeHead, Unclean> {
+        // Checked whole, once: `value` is most of a change, and the head reads values nested
+        // four deep in it, which are then skipped by lookup rather than walked at every level.
+        // (A messaging item is shallow: walking it is cheaper than indexing it.)
+        let spans = Spans::check(text)?;
+        let json = Json::checked(text, &spans);
+        if json.kind() != Kind::Object {
+            return Ok(ChangeHead::default());
+        }
+        let [value] = scan::top_level(json, ["value"])?;
+        let item = |head: &mut WaItemHead, key: &str, item: Json<'_>| {
+            match key {
+                "id" => head.id = scan::lenient::string(item)?,
+                "status" => head.status = scan::lenient::string(item)?,
+                "from" => head.from = scan::lenient::id(item)?,
+                "from_user_id" => head.from_user_id = scan::lenient::string(item)?,
+                "recipient_id" => head.recipient_id = scan::lenient::id(item)?,
+                "recipient_user_id" => head.recipient_user_id = scan::lenient::string(item)?,
+                "to" => head.to = scan::lenient::id(item)?,
+                "to_user_id" => head.to_user_id = scan::lenient::string(item)?,
+                "timestamp" => head.timestamp = scan::lenient::number(item)?,
+                _ => {}
+            }
+            Ok(())
+        };
+        let wa = |value: Json<'_>| {
+            scan::lenient::object(value, |head: &mut WaHead, key, field| {
+                match key {
+                    "metadata" => {
+                        head.metadata = scan::lenient::object(field, |m: &mut Metadata, key, v| {
+                            match key {
+                                "display_phone_number" => {
+                                    m.display_phone_number = scan::lenient::id(v)?
+                                }
+                                "phone_number_id" => m.phone_number_id = scan::lenient::id(v)?,
+                                _ => {}
+                            }
+                            Ok(())
+                        })?
+                    }
+                    "contacts" => {
+                        head.contacts = scan::lenient::list(field, |c: &mut Contact, key, v| {
+                            match key {
+                                "wa_id" => c.wa_id = scan::lenient::id(v)?,
+                                "user_id" => c.user_id = scan::lenient::string(v)?,
+                                // Read but not used by the head: checked all the same.
+                                _ => {}
+                            }
+                            Ok(())
+                        })?
+                    }
+                    "messages" => head.messages = scan::lenient::list(field, item)?,
+                    "statuses" => head.statuses = scan::lenient::list(field, item)?,
+                    "message_echoes" => head.message_echoes = scan::lenient::list(field, item)?,
+                    _ => {}
+                }
+                Ok(())
+            })
+        };
+        Ok(ChangeHead {
+            value: value.map(wa).transpose()?.flatten(),
+        })
+    }
+
+    fn items(&self) -> impl Iterator<Item = &WaItemHead> {
+        self.value.iter().flat_map(|v| {
+            v.messages
+                .iter()
+                .chain(v.statuses.iter())
+                .chain(v.message_echoes.iter())
+        })
+    }
+
+    fn own_key(&self, object: &str, entry_id: &str) -> Option<String> {
+        let ids: Option<Vec<String>> = self
+            .items()
+            .map(|item| {
+                let id = item.id.as_deref()?;
+                Some(match &item.status {
+                    Some(status) => format!("{id}:{status}"),
+                    None => id.to_owned(),
+                })
+            })
+            .collect();
+        let mut ids = ids?;
+        match ids.len() {
+            0 => None,
+            1 => ids.pop().map(|id| ["meta:wa:", &id].concat()),
+            // Several messages in one change: a key for the set, whatever their order.
+            _ => {
+                ids.sort_unstable();
+                let set = Value::Array(ids.into_iter().map(Value::String).collect());
+                Some(key::hashed("meta:wa:h:", &[object, entry_id], &set))
+            }
+        }
+    }
+
+    /// `meta:wa:{phone_number_id}:{user}`, where the user is the phone number while WhatsApp
+    /// sends it and the business-scoped user id when it withholds it (usernames, 2026), so a
+    /// username user's conversation stays the same without their number.
+    fn conversation(&self) -> Option<String> {
+        let value = self.value.as_ref()?;
+        let phone = value.metadata.as_ref()?.phone_number_id.as_deref()?;
+        let only_contact = match value.contacts.as_slice() {
+            [contact] => contact.wa_id.as_deref().or(contact.user_id.as_deref()),
+            _ => None,
+        };
+        let mut users = self.items().filter_map(|i| i.user().or(only_contact));
+        let user = users.next()?;
+        if users.any(|other| other != user) {
+            return None;
+        }
+        Some(key::fit_conversation(
+            ["meta:wa:", phone, ":", user].concat(),
+        ))
+    }
+
+    fn timestamp_ms(&self) -> Option<i64> {
+        self.items().next()?.timestamp?.checked_mul(1000)
+    }
+}
