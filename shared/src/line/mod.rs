@@ -109,14 +109,14 @@ impl EventHead {
     fn strict(text: &str) -> Option<EventHead> {
         use crate::compat::ObjectOnly;
         use crate::compat::strict::{Text, object, owned};
-        object!(
+        object! {
             struct SourceText<'a> {
-            kind: Text<'a> = "type",
-            user_id: Text<'a> = "userId",
-            group_id: Text<'a> = "groupId",
-            room_id: Text<'a> = "roomId",
+                kind: Text<'a> = "type",
+                user_id: Text<'a> = "userId",
+                group_id: Text<'a> = "groupId",
+                room_id: Text<'a> = "roomId",
+            }
         }
-        );
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Head<'a> {

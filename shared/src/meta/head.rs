@@ -2,7 +2,7 @@
 //! ([`ItemHead`]), read strictly first (serde in one pass, borrowed strings), then by
 //! [`crate::scan`], then by the lenient serde readings that define it.
 
-use super::{Contact, ItemList, Metadata};
+use super::{ItemList, Profile};
 use crate::compat::{ObjectOnly, lenient};
 use crate::key;
 use crate::scan::{self, Json, Kind, Spans, Unclean};
@@ -184,15 +184,24 @@ impl<'a> MessagingHead<'a> {
     /// reads, they read the same (a strict reading is one of the lenient ones).
     fn strict(text: &'a str) -> Option<MessagingHead<'a>> {
         use crate::compat::strict::{Text, object};
-        object!(
-            struct PartyText<'a> { id: Text<'a> = "id", user_ref: Text<'a> = "user_ref" }
-        );
-        object!(
-            struct Mid<'a> { mid: Text<'a> = "mid", is_deleted: bool = "is_deleted" }
-        );
-        object!(
-            struct Edit<'a> { mid: Text<'a> = "mid", num_edit: i64 = "num_edit" }
-        );
+        object! {
+            struct PartyText<'a> {
+                id: Text<'a> = "id",
+                user_ref: Text<'a> = "user_ref",
+            }
+        }
+        object! {
+            struct Mid<'a> {
+                mid: Text<'a> = "mid",
+                is_deleted: bool = "is_deleted",
+            }
+        }
+        object! {
+            struct Edit<'a> {
+                mid: Text<'a> = "mid",
+                num_edit: i64 = "num_edit",
+            }
+        }
         #[derive(Deserialize)]
         struct Head<'a> {
             #[serde(borrow)]
@@ -346,57 +355,83 @@ impl<'a> MessagingHead<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ChangeHead {
+struct ChangeHead<'a> {
     #[serde(deserialize_with = "lenient::option")]
-    value: Option<WaHead>,
+    value: Option<WaHead<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct WaHead {
+struct WaHead<'a> {
     #[serde(deserialize_with = "lenient::option")]
-    metadata: Option<Metadata>,
+    metadata: Option<MetadataHead<'a>>,
     #[serde(deserialize_with = "lenient::list")]
-    contacts: Vec<Contact>,
+    contacts: Vec<ContactHead<'a>>,
     #[serde(deserialize_with = "lenient::list")]
-    messages: Vec<WaItemHead>,
+    messages: Vec<WaItemHead<'a>>,
     #[serde(deserialize_with = "lenient::list")]
-    statuses: Vec<WaItemHead>,
+    statuses: Vec<WaItemHead<'a>>,
     /// `smb_message_echoes`: what the business sent from the WhatsApp Business app
     /// (coexistence), in the conversation of the user it went to.
     #[serde(deserialize_with = "lenient::list")]
-    message_echoes: Vec<WaItemHead>,
+    message_echoes: Vec<WaItemHead<'a>>,
+}
+
+/// [`Metadata`] as the head reads it: the same fields in the same order, with the same
+/// readers, so that it reads (or is refused) wherever `Metadata` is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MetadataHead<'a> {
+    #[serde(deserialize_with = "lenient_id")]
+    display_phone_number: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient_id")]
+    phone_number_id: Option<Cow<'a, str>>,
+}
+
+/// [`Contact`] as the head reads it, in the same way (a list keeps the elements `Contact`
+/// reads, an array among them by position).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ContactHead<'a> {
+    #[serde(deserialize_with = "lenient_id")]
+    wa_id: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient::option")]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient::option")]
+    parent_user_id: Option<Cow<'a, str>>,
+    #[serde(deserialize_with = "lenient::option")]
+    profile: Option<Profile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct WaItemHead {
+struct WaItemHead<'a> {
     #[serde(deserialize_with = "lenient::option")]
-    id: Option<String>,
+    id: Option<Cow<'a, str>>,
     /// Statuses only.
     #[serde(deserialize_with = "lenient::option")]
-    status: Option<String>,
+    status: Option<Cow<'a, str>>,
     /// Messages: the sender's phone number (withheld for some username users).
-    #[serde(deserialize_with = "lenient::id")]
-    from: Option<String>,
+    #[serde(deserialize_with = "lenient_id")]
+    from: Option<Cow<'a, str>>,
     /// Messages: the sender's business-scoped user id.
     #[serde(deserialize_with = "lenient::option")]
-    from_user_id: Option<String>,
+    from_user_id: Option<Cow<'a, str>>,
     /// Statuses: the user (or group) the business wrote to.
-    #[serde(deserialize_with = "lenient::id")]
-    recipient_id: Option<String>,
+    #[serde(deserialize_with = "lenient_id")]
+    recipient_id: Option<Cow<'a, str>>,
     #[serde(deserialize_with = "lenient::option")]
-    recipient_user_id: Option<String>,
+    recipient_user_id: Option<Cow<'a, str>>,
     /// Echoes: the user the business wrote to.
-    #[serde(deserialize_with = "lenient::id")]
-    to: Option<String>,
+    #[serde(deserialize_with = "lenient_id")]
+    to: Option<Cow<'a, str>>,
     #[serde(deserialize_with = "lenient::option")]
-    to_user_id: Option<String>,
+    to_user_id: Option<Cow<'a, str>>,
     #[serde(deserialize_with = "lenient::number")]
     timestamp: Option<i64>,
 }
 
-impl WaItemHead {
+impl WaItemHead<'_> {
     /// The user the item is about, as the typed view names them ([`WhatsAppMessage::sender`],
     /// [`Status::recipient`]): phone number while WhatsApp sends it, else the BSUID.
     fn user(&self) -> Option<&str> {
@@ -412,8 +447,8 @@ impl WaItemHead {
     }
 }
 
-impl ChangeHead {
-    fn read(raw: &RawValue) -> ChangeHead {
+impl<'a> ChangeHead<'a> {
+    fn read(raw: &'a RawValue) -> ChangeHead<'a> {
         Self::strict(raw.get())
             .or_else(|| Self::scan(raw.get()).ok())
             .unwrap_or_else(|| Self::read_with_serde(raw))
@@ -422,57 +457,61 @@ impl ChangeHead {
     /// The head of a change whose fields have the types Meta documents (ids as strings,
     /// timestamps as integers or numeric strings), read by serde in one pass; `None` sends the
     /// caller to the lenient readings (see [`MessagingHead::strict`]).
-    fn strict(text: &str) -> Option<ChangeHead> {
-        use crate::compat::strict::{Text, Whole, object, owned};
-        object!(
+    fn strict(text: &'a str) -> Option<ChangeHead<'a>> {
+        use crate::compat::strict::{Text, Whole, object};
+        object! {
             struct MetadataText<'a> {
-            display_phone_number: Text<'a> = "display_phone_number",
-            phone_number_id: Text<'a> = "phone_number_id",
+                display_phone_number: Text<'a> = "display_phone_number",
+                phone_number_id: Text<'a> = "phone_number_id",
+            }
         }
-        );
-        object!(
-            struct ContactText<'a> { wa_id: Text<'a> = "wa_id", user_id: Text<'a> = "user_id" }
-        );
-        object!(
+        object! {
+            struct ContactText<'a> {
+                wa_id: Text<'a> = "wa_id",
+                user_id: Text<'a> = "user_id",
+            }
+        }
+        object! {
             struct ItemText<'a> {
-            id: Text<'a> = "id",
-            status: Text<'a> = "status",
-            from: Text<'a> = "from",
-            from_user_id: Text<'a> = "from_user_id",
-            recipient_id: Text<'a> = "recipient_id",
-            recipient_user_id: Text<'a> = "recipient_user_id",
-            to: Text<'a> = "to",
-            to_user_id: Text<'a> = "to_user_id",
-            timestamp: Whole = "timestamp",
+                id: Text<'a> = "id",
+                status: Text<'a> = "status",
+                from: Text<'a> = "from",
+                from_user_id: Text<'a> = "from_user_id",
+                recipient_id: Text<'a> = "recipient_id",
+                recipient_user_id: Text<'a> = "recipient_user_id",
+                to: Text<'a> = "to",
+                to_user_id: Text<'a> = "to_user_id",
+                timestamp: Whole = "timestamp",
+            }
         }
-        );
-        object!(
+        object! {
             struct ValueText<'a> {
-            metadata: MetadataText<'a> = "metadata",
-            contacts: Vec<ContactText<'a>> = "contacts",
-            messages: Vec<ItemText<'a>> = "messages",
-            statuses: Vec<ItemText<'a>> = "statuses",
-            message_echoes: Vec<ItemText<'a>> = "message_echoes",
+                metadata: MetadataText<'a> = "metadata",
+                contacts: Vec<ContactText<'a>> = "contacts",
+                messages: Vec<ItemText<'a>> = "messages",
+                statuses: Vec<ItemText<'a>> = "statuses",
+                message_echoes: Vec<ItemText<'a>> = "message_echoes",
+            }
         }
-        );
         #[derive(Deserialize)]
         struct Change<'a> {
             #[serde(borrow)]
             value: Option<ValueText<'a>>,
         }
-        let items = |items: Option<Vec<ItemText<'_>>>| -> Vec<WaItemHead> {
+        let cow = |t: Option<Text<'a>>| t.map(|t| t.0);
+        let items = |items: Option<Vec<ItemText<'a>>>| -> Vec<WaItemHead<'a>> {
             items
                 .unwrap_or_default()
                 .into_iter()
                 .map(|item| WaItemHead {
-                    id: owned(item.id),
-                    status: owned(item.status),
-                    from: owned(item.from),
-                    from_user_id: owned(item.from_user_id),
-                    recipient_id: owned(item.recipient_id),
-                    recipient_user_id: owned(item.recipient_user_id),
-                    to: owned(item.to),
-                    to_user_id: owned(item.to_user_id),
+                    id: cow(item.id),
+                    status: cow(item.status),
+                    from: cow(item.from),
+                    from_user_id: cow(item.from_user_id),
+                    recipient_id: cow(item.recipient_id),
+                    recipient_user_id: cow(item.recipient_user_id),
+                    to: cow(item.to),
+                    to_user_id: cow(item.to_user_id),
                     timestamp: item.timestamp.and_then(|t| t.0),
                 })
                 .collect()
@@ -480,15 +519,15 @@ impl ChangeHead {
         let ObjectOnly(change) = serde_json::from_str::<ObjectOnly<Change<'_>>>(text).ok()?;
         Some(ChangeHead {
             value: change.value.map(|value| WaHead {
-                metadata: value.metadata.map(|m| Metadata {
-                    display_phone_number: owned(m.display_phone_number),
-                    phone_number_id: owned(m.phone_number_id),
+                metadata: value.metadata.map(|m| MetadataHead {
+                    display_phone_number: cow(m.display_phone_number),
+                    phone_number_id: cow(m.phone_number_id),
                 }),
                 contacts: (value.contacts.unwrap_or_default().into_iter())
-                    .map(|c| Contact {
-                        wa_id: owned(c.wa_id),
-                        user_id: owned(c.user_id),
-                        ..Contact::default()
+                    .map(|c| ContactHead {
+                        wa_id: cow(c.wa_id),
+                        user_id: cow(c.user_id),
+                        ..ContactHead::default()
                     })
                     .collect(),
                 messages: items(value.messages),
@@ -498,12 +537,12 @@ impl ChangeHead {
         })
     }
 
-    fn read_with_serde(raw: &RawValue) -> ChangeHead {
+    fn read_with_serde(raw: &RawValue) -> ChangeHead<'a> {
         crate::compat::object_or_default(raw.get())
     }
 
     /// The head read without building values ([`crate::scan`]).
-    fn scan(text: &str) -> Result<ChangeHead, Unclean> {
+    fn scan(text: &str) -> Result<ChangeHead<'a>, Unclean> {
         // Checked whole, once: `value` is most of a change, and the head reads values nested
         // four deep in it, which are then skipped by lookup rather than walked at every level.
         // (A messaging item is shallow: walking it is cheaper than indexing it.)
@@ -513,46 +552,55 @@ impl ChangeHead {
             return Ok(ChangeHead::default());
         }
         let [value] = scan::top_level(json, ["value"])?;
-        let item = |head: &mut WaItemHead, key: &str, item: Json<'_>| {
+        let item = |head: &mut WaItemHead<'a>, key: &str, item: Json<'_>| {
             match key {
-                "id" => head.id = scan::lenient::string(item)?,
-                "status" => head.status = scan::lenient::string(item)?,
-                "from" => head.from = scan::lenient::id(item)?,
-                "from_user_id" => head.from_user_id = scan::lenient::string(item)?,
-                "recipient_id" => head.recipient_id = scan::lenient::id(item)?,
-                "recipient_user_id" => head.recipient_user_id = scan::lenient::string(item)?,
-                "to" => head.to = scan::lenient::id(item)?,
-                "to_user_id" => head.to_user_id = scan::lenient::string(item)?,
+                "id" => head.id = scan::lenient::string(item)?.map(Cow::Owned),
+                "status" => head.status = scan::lenient::string(item)?.map(Cow::Owned),
+                "from" => head.from = scan::lenient::id(item)?.map(Cow::Owned),
+                "from_user_id" => head.from_user_id = scan::lenient::string(item)?.map(Cow::Owned),
+                "recipient_id" => head.recipient_id = scan::lenient::id(item)?.map(Cow::Owned),
+                "recipient_user_id" => {
+                    head.recipient_user_id = scan::lenient::string(item)?.map(Cow::Owned)
+                }
+                "to" => head.to = scan::lenient::id(item)?.map(Cow::Owned),
+                "to_user_id" => head.to_user_id = scan::lenient::string(item)?.map(Cow::Owned),
                 "timestamp" => head.timestamp = scan::lenient::number(item)?,
                 _ => {}
             }
             Ok(())
         };
         let wa = |value: Json<'_>| {
-            scan::lenient::object(value, |head: &mut WaHead, key, field| {
+            scan::lenient::object(value, |head: &mut WaHead<'a>, key, field| {
                 match key {
                     "metadata" => {
-                        head.metadata = scan::lenient::object(field, |m: &mut Metadata, key, v| {
-                            match key {
-                                "display_phone_number" => {
-                                    m.display_phone_number = scan::lenient::id(v)?
+                        head.metadata =
+                            scan::lenient::object(field, |m: &mut MetadataHead<'a>, key, v| {
+                                match key {
+                                    "display_phone_number" => {
+                                        m.display_phone_number =
+                                            scan::lenient::id(v)?.map(Cow::Owned)
+                                    }
+                                    "phone_number_id" => {
+                                        m.phone_number_id = scan::lenient::id(v)?.map(Cow::Owned)
+                                    }
+                                    _ => {}
                                 }
-                                "phone_number_id" => m.phone_number_id = scan::lenient::id(v)?,
-                                _ => {}
-                            }
-                            Ok(())
-                        })?
+                                Ok(())
+                            })?
                     }
                     "contacts" => {
-                        head.contacts = scan::lenient::list(field, |c: &mut Contact, key, v| {
-                            match key {
-                                "wa_id" => c.wa_id = scan::lenient::id(v)?,
-                                "user_id" => c.user_id = scan::lenient::string(v)?,
-                                // Read but not used by the head: checked all the same.
-                                _ => {}
-                            }
-                            Ok(())
-                        })?
+                        head.contacts =
+                            scan::lenient::list(field, |c: &mut ContactHead<'a>, key, v| {
+                                match key {
+                                    "wa_id" => c.wa_id = scan::lenient::id(v)?.map(Cow::Owned),
+                                    "user_id" => {
+                                        c.user_id = scan::lenient::string(v)?.map(Cow::Owned)
+                                    }
+                                    // Read but not used by the head: checked all the same.
+                                    _ => {}
+                                }
+                                Ok(())
+                            })?
                     }
                     "messages" => head.messages = scan::lenient::list(field, item)?,
                     "statuses" => head.statuses = scan::lenient::list(field, item)?,
@@ -567,7 +615,7 @@ impl ChangeHead {
         })
     }
 
-    fn items(&self) -> impl Iterator<Item = &WaItemHead> {
+    fn items(&self) -> impl Iterator<Item = &WaItemHead<'_>> {
         self.value.iter().flat_map(|v| {
             v.messages
                 .iter()
@@ -577,6 +625,16 @@ impl ChangeHead {
     }
 
     fn own_key(&self, object: &str, entry_id: &str) -> Option<String> {
+        let mut items = self.items();
+        let first = items.next()?;
+        if items.next().is_none() {
+            // One message or status, as nearly every change holds: its key without a list.
+            let id = first.id.as_deref()?;
+            return Some(match first.status.as_deref() {
+                Some(status) => ["meta:wa:", id, ":", status].concat(),
+                None => ["meta:wa:", id].concat(),
+            });
+        }
         let ids: Option<Vec<String>> = self
             .items()
             .map(|item| {
