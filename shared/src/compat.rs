@@ -190,49 +190,98 @@ pub(crate) mod strict {
         }
     }
 
-    /// Any JSON value, read as serde reads one into a `serde_json::Value` (with the same
-    /// refusals: a number beyond `f64`, an unpaired surrogate escape, nesting beyond 128 levels)
-    /// without building it. The lenient readings read each nested object as a `Value` first;
-    /// skipping a member's text would accept what they refuse.
+    /// Any JSON value that serde reads into a `serde_json::Value` at any depth a head is read
+    /// at, without building it. The lenient readings read each nested object as a `Value`
+    /// first, which refuses what a skip accepts: a number beyond `f64`, an unpaired surrogate
+    /// escape, nesting beyond 128 levels. The value is skipped as raw text (no escape decoded)
+    /// and accepted only when its text plainly holds none of those ([`plain`]); any other value
+    /// fails the strict reading, and the lenient readings decide.
     pub(crate) struct Checked;
 
     impl<'de> Deserialize<'de> for Checked {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(Checked)
+            let raw = <&'de serde_json::value::RawValue>::deserialize(deserializer)?;
+            if plain(raw.get().as_bytes()) {
+                Ok(Checked)
+            } else {
+                Err(serde::de::Error::custom("a value for the careful reading"))
+            }
         }
     }
 
-    impl<'de> serde::de::Visitor<'de> for Checked {
-        type Value = Checked;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("any JSON value")
+    /// Whether the escape at `at` is `\uD800`–`\uDBFF` (`Some(true)`, a high surrogate) or
+    /// `\uDC00`–`\uDFFF` (`Some(false)`); `None` for any other escape.
+    fn surrogate(text: &[u8], at: usize) -> Option<bool> {
+        match text.get(at..at + 4)? {
+            [
+                b'\\',
+                b'u',
+                b'd' | b'D',
+                b'8'..=b'9' | b'a' | b'b' | b'A' | b'B',
+            ] => Some(true),
+            [b'\\', b'u', b'd' | b'D', b'c'..=b'f' | b'C'..=b'F'] => Some(false),
+            _ => None,
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-            Ok(Checked)
+    }
+
+    /// Nesting a [`Checked`] value may have: heads sit a few levels deep, so a value within
+    /// this is far inside serde's 128 levels.
+    const PLAIN_DEPTH: usize = 32;
+
+    /// Whether validated JSON text holds no escape of a surrogate but in a pair, no number
+    /// with an exponent or of more than 300 characters (the only ones that can lie beyond
+    /// `f64`), and no nesting beyond [`PLAIN_DEPTH`]: such a value reads as a `Value` wherever
+    /// a head is read.
+    pub(crate) fn plain(text: &[u8]) -> bool {
+        let mut depth = 0usize;
+        let mut at = 0;
+        while let Some(&byte) = text.get(at) {
+            match byte {
+                b'"' => {
+                    at += 1;
+                    loop {
+                        let Some(next) = memchr::memchr2(b'"', b'\\', &text[at..]) else {
+                            return false;
+                        };
+                        at += next;
+                        if text[at] == b'"' {
+                            at += 1;
+                            break;
+                        }
+                        match surrogate(text, at) {
+                            // A high surrogate and a low one: one character (an emoji).
+                            Some(true) if surrogate(text, at + 6) == Some(false) => at += 12,
+                            Some(_) => return false,
+                            None => at += 2,
+                        }
+                    }
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > PLAIN_DEPTH {
+                        return false;
+                    }
+                    at += 1;
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    at += 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let length = text[at..]
+                        .iter()
+                        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                        .unwrap_or(text.len() - at);
+                    let number = &text[at..at + length];
+                    if length > 300 || number.iter().any(|b| matches!(b, b'e' | b'E')) {
+                        return false;
+                    }
+                    at += length;
+                }
+                _ => at += 1,
+            }
         }
-        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-            Ok(Checked)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-            Ok(Checked)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-            Ok(Checked)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-            Ok(Checked)
-        }
-        fn visit_unit<E>(self) -> Result<Checked, E> {
-            Ok(Checked)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-            while seq.next_element::<Checked>()?.is_some() {}
-            Ok(Checked)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-            while map.next_entry::<Checked, Checked>()?.is_some() {}
-            Ok(Checked)
-        }
+        true
     }
 
     /// A struct read strictly from a JSON object only (an array is refused: serde would read a

@@ -230,6 +230,33 @@ fn what_serde_reads_differently_is_read_the_serde_way() {
             "[".repeat(130),
             "]".repeat(130)
         ),
+        // Members the strict reading skips as raw text: accepted only when plainly readable
+        // as a `Value` (a surrogate pair, no exponent, no long number, shallow).
+        r#"{"sender":{"id":"U1","x":"\ud83d\ude00"},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1","x":"\ud83d\u0041"},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1","x":"\ude00\ud83d"},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1","x":"\ud83d"},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1","x":"\\ud800"},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1","x":{"\udbff":1}},"message":{"mid":"m"}}"#,
+        r#"{"sender":{"id":"U1","x":[1e3,-2.5E-3]},"message":{"mid":"m"}}"#,
+        &format!(
+            r#"{{"sender":{{"id":"U1","x":{}}},"message":{{"mid":"m"}}}}"#,
+            "9".repeat(301)
+        ),
+        &format!(
+            r#"{{"sender":{{"id":"U1","x":{}}},"message":{{"mid":"m"}}}}"#,
+            "9".repeat(310)
+        ),
+        &format!(
+            r#"{{"sender":{{"id":"U1","x":{}1{}}},"message":{{"mid":"m"}}}}"#,
+            "[".repeat(40),
+            "]".repeat(40)
+        ),
+        &format!(
+            r#"{{"webhookEventId":"a","source":{{"type":"user","userId":"U1","x":{}1{}}}}}"#,
+            "[".repeat(124),
+            "]".repeat(124)
+        ),
         r#"[{"webhookEventId":"a"}]"#,
         r#""text""#,
         &format!(r#"{{"source":{}1{}}}"#, "[".repeat(120), "]".repeat(120)),
