@@ -117,6 +117,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    shared::heap::keep_freed_memory();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

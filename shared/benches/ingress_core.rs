@@ -80,6 +80,8 @@ fn meta_core(secrets: &Secrets, body: &[u8], signature: &str) -> usize {
 }
 
 fn ingress_core(c: &mut Criterion) {
+    // The heap as the functions set it.
+    shared::heap::keep_freed_memory();
     let secrets = Secrets::from_list(SECRET).expect("secret");
     let mut group = c.benchmark_group("ingress_core");
     let cases = [

@@ -58,6 +58,8 @@ fn bodies() -> (String, Vec<Body>) {
 }
 
 fn readers(c: &mut Criterion) {
+    // The heap as the functions set it.
+    shared::heap::keep_freed_memory();
     let (secret, bodies) = bodies();
     let secrets = Secrets::from_list(&secret).expect("secrets");
     for body in &bodies {

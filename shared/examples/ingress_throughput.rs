@@ -33,6 +33,8 @@ fn ops_per_second(seconds: f64, mut operation: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    // The heap as the functions set it.
+    shared::heap::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let folder = std::path::PathBuf::from(args.get(1).map_or("target/peers", String::as_str));
     let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);

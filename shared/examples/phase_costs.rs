@@ -24,6 +24,7 @@ fn time(label: &str, n: u32, mut f: impl FnMut()) {
     );
 }
 fn main() {
+    shared::heap::keep_freed_memory();
     for (name, n) in [
         ("line_1_event", 20000),
         ("line_100_events", 500),

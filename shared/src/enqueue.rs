@@ -111,7 +111,7 @@ fn lanes(messages: &[QueueMessage], fifo: bool) -> Vec<Lane> {
     let mut by_group: HashMap<&str, usize> = HashMap::new();
     let mut lanes: Vec<Lane> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
-        match by_group.get(message.conversation.as_str()) {
+        match by_group.get(&*message.conversation) {
             Some(&at) => lanes[at].pending.push_back(index),
             None => {
                 by_group.insert(&message.conversation, lanes.len());
@@ -294,7 +294,7 @@ mod tests {
         ) -> Result<Vec<(usize, EntryFailure)>, String> {
             let first = {
                 let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-                calls.push(entries.iter().map(|m| m.key.clone()).collect());
+                calls.push(entries.iter().map(|m| m.key.to_string()).collect());
                 calls.len() == 1
             };
             if first {
@@ -311,7 +311,7 @@ mod tests {
                 self.stored
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(message.key.clone());
+                    .push(message.key.to_string());
             }
             Ok(failures)
         }
@@ -322,7 +322,7 @@ mod tests {
             key: key.into(),
             conversation: conversation.into(),
             platform: Platform::Meta,
-            body: "x".repeat(bytes),
+            body: "x".repeat(bytes).into(),
         }
     }
 

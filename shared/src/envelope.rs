@@ -308,33 +308,39 @@ impl<'a> Fresh<'a> {
     /// The queue message body: [`Envelope::encode_sized`] of [`Fresh::envelope`], field by
     /// field in serde's order.
     pub fn write(&self) -> String {
+        let mut out = String::with_capacity(self.event.get().len() + WRAPPER_CAPACITY);
+        self.write_into(&mut out);
+        out
+    }
+
+    /// [`Fresh::write`] at the end of `out`.
+    pub fn write_into(&self, out: &mut String) {
         let event = self.event.get();
-        let mut out = String::with_capacity(event.len() + WRAPPER_CAPACITY);
         out.push_str("{\"version\":");
-        push_integer(&mut out, ENVELOPE_VERSION);
+        push_integer(out, ENVELOPE_VERSION);
         out.push_str(",\"platform\":\"");
         out.push_str(self.platform.as_str());
         out.push('"');
         if let Some(tenant) = self.tenant {
             out.push_str(",\"tenant\":");
-            push_string(&mut out, tenant);
+            push_string(out, tenant);
         }
         out.push_str(",\"key\":");
-        push_string(&mut out, self.key);
+        push_string(out, self.key);
         out.push_str(",\"conversation\":");
-        push_string(&mut out, self.conversation);
+        push_string(out, self.conversation);
         if let Some(timestamp) = self.timestamp {
             out.push_str(",\"timestamp\":");
-            push_integer(&mut out, timestamp);
+            push_integer(out, timestamp);
         }
         out.push_str(",\"received_at\":");
-        push_integer(&mut out, self.received_at);
+        push_integer(out, self.received_at);
         match self.context {
             FreshContext::Line { destination } => {
                 out.push_str(",\"line\":{");
                 if let Some(destination) = destination {
                     out.push_str("\"destination\":");
-                    push_string(&mut out, destination);
+                    push_string(out, destination);
                 }
                 out.push('}');
             }
@@ -345,12 +351,12 @@ impl<'a> Fresh<'a> {
                 list,
             } => {
                 out.push_str(",\"meta\":{\"object\":");
-                push_string(&mut out, object);
+                push_string(out, object);
                 out.push_str(",\"entry_id\":");
-                push_string(&mut out, entry_id);
+                push_string(out, entry_id);
                 if let Some(entry_time) = entry_time {
                     out.push_str(",\"entry_time\":");
-                    push_integer(&mut out, entry_time);
+                    push_integer(out, entry_time);
                 }
                 out.push_str(",\"list\":\"");
                 out.push_str(list.as_str());
@@ -361,7 +367,6 @@ impl<'a> Fresh<'a> {
         out.push_str(",\"event\":");
         out.push_str(event);
         out.push('}');
-        out
     }
 }
 

@@ -22,6 +22,7 @@
 //! | [`ports`] | the traits the functions use: the event queue, the idempotency store, dead letters, claim checks, the archive |
 //! | [`adapters`] | the ports over SQS, DynamoDB, S3 and SQLite, and in memory |
 //! | [`settings`] | secrets and settings from the environment or a secret source, reloaded in the background |
+//! | [`heap`] | the allocator's settings for a request's bursts of buffers, applied at start |
 //! | [`telemetry`] | JSON logs and CloudWatch metrics |
 //! | [`tenants`] | the channel registry: several LINE channels, pages, accounts and numbers in one deployment |
 //! | [`test_bot`] | the bot the gateway's own tests run (`GATEWAY_TEST_BOT=1`), independent of the user's |
@@ -42,6 +43,7 @@ mod compat;
 pub mod destinations;
 pub mod enqueue;
 pub mod envelope;
+pub mod heap;
 pub mod ingress;
 pub mod json_error;
 pub mod key;

@@ -788,3 +788,55 @@ async fn a_line_secret_bound_to_a_destination_speaks_for_that_bot_only() {
     let handled = unbound.handle_request(send(BOT_B, "secret-of-a")).await;
     assert_eq!(handled.response.status(), StatusCode::OK);
 }
+
+/// The messages of a request are written into shared buffers, a run of events each, the runs on
+/// several cores: every message's deduplication id, group and body must still be its own
+/// event's, in order, with claim-checked events (written, then taken back and replaced by a
+/// pointer) among them.
+#[test]
+fn every_message_holds_its_own_events_strings_across_runs_and_claims() {
+    let items: Vec<String> = (0..700)
+        .map(|i| {
+            let text = if i % 97 == 5 {
+                "x".repeat(3000)
+            } else {
+                format!("t{i}")
+            };
+            format!(
+                r#"{{"sender":{{"id":"U{}"}},"recipient":{{"id":"P"}},"timestamp":{i},"message":{{"mid":"m_{i}","text":"{text}"}}}}"#,
+                i % 37
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"object":"page","entry":[{{"id":"P","time":1,"messaging":[{}]}}]}}"#,
+        items.join(",")
+    );
+    let notification = shared::meta::Notification::parse(body.as_bytes()).expect("notification");
+    let options = shared::ingress::SplitOptions {
+        max_message_bytes: 2048,
+        tenant: Some("acme"),
+        ..shared::ingress::SplitOptions::for_body(body.as_bytes(), 7, 2048)
+    };
+    let split = shared::ingress::meta_messages(&notification, &options).expect("split");
+    assert_eq!(split.messages.len(), items.len());
+    let mut claims = split.claims.iter();
+    for (i, (message, item)) in split.messages.iter().zip(&items).enumerate() {
+        let envelope = Envelope::decode(&message.body).expect("envelope");
+        assert_eq!(message.key, format!("acme/meta:m_{i}"));
+        assert_eq!(message.key, envelope.key);
+        assert_eq!(message.conversation, format!("acme/meta:P:U{}", i % 37));
+        assert_eq!(message.conversation, envelope.conversation);
+        assert_eq!(message.platform, Platform::Meta);
+        match &envelope.claim {
+            Some(claim) => {
+                assert_eq!(i % 97, 5, "only the large events are claim-checked");
+                let (object, bytes) = claims.next().expect("a claim per claim-checked event");
+                assert_eq!(object, &claim.object);
+                assert_eq!(bytes.as_ref(), item.as_bytes());
+            }
+            None => assert_eq!(envelope.event.get(), item),
+        }
+    }
+    assert!(claims.next().is_none());
+}

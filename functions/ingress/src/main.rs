@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::heap::keep_freed_memory();
     shared::telemetry::init_json_logs();
     // Built once per cold start: configuration, keyed secrets and the SQS client.
     let ingress = Arc::new(ingress::from_env().await?);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::heap::keep_freed_memory();
     shared::telemetry::init_json_logs();
     // Built once per cold start: configuration, the DynamoDB client, the API clients, the bot or
     // destination.

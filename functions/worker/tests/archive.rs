@@ -248,7 +248,7 @@ fn records(messages: &[QueueMessage]) -> Vec<QueueRecord> {
     messages
         .iter()
         .enumerate()
-        .map(|(i, m)| QueueRecord::new(format!("q{i}"), m.body.clone()))
+        .map(|(i, m)| QueueRecord::new(format!("q{i}"), m.body.to_string()))
         .collect()
 }
 
@@ -853,15 +853,15 @@ fn whatsapp_queue(changes: &[Value]) -> Vec<QueueMessage> {
         .into_iter()
         .map(|body| {
             let envelope: Value = serde_json::from_str(&body).expect("envelope");
-            QueueMessage {
-                key: envelope["key"].as_str().unwrap_or_default().to_owned(),
-                conversation: envelope["conversation"]
+            QueueMessage::new(
+                envelope["key"].as_str().unwrap_or_default().to_owned(),
+                envelope["conversation"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
-                platform: shared::Platform::Meta,
+                shared::Platform::Meta,
                 body,
-            }
+            )
         })
         .collect()
 }

@@ -113,7 +113,7 @@ impl Setup {
         let messages = message_with(urls);
         let records: Vec<QueueRecord> = messages
             .iter()
-            .map(|m| QueueRecord::new("q0", m.body.clone()))
+            .map(|m| QueueRecord::new("q0", m.body.to_string()))
             .collect();
         let report = self
             .worker

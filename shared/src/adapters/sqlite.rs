@@ -397,10 +397,10 @@ impl EventQueue for SqliteQueue {
             .iter()
             .map(|m| {
                 (
-                    m.key.clone(),
-                    m.conversation.clone(),
+                    m.key.to_string(),
+                    m.conversation.to_string(),
                     m.platform.as_str().to_owned(),
-                    m.body.clone(),
+                    m.body.to_string(),
                 )
             })
             .collect();
@@ -640,7 +640,7 @@ mod tests {
             key: key.into(),
             conversation: "c".into(),
             platform: Platform::Line,
-            body: format!("{{\"key\":\"{key}\"}}"),
+            body: format!("{{\"key\":\"{key}\"}}").into(),
         }
     }
 

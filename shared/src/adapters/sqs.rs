@@ -114,7 +114,7 @@ impl SqsQueue {
     ) -> Result<SendMessageBatchRequestEntry, String> {
         let mut entry = SendMessageBatchRequestEntry::builder()
             .id(index.to_string())
-            .message_body(&message.body)
+            .message_body(&*message.body)
             .message_attributes(
                 PLATFORM_ATTRIBUTE,
                 string_attribute(message.platform.as_str())?,
@@ -264,7 +264,7 @@ mod tests {
             key: "k".into(),
             conversation: "c".into(),
             platform: Platform::Line,
-            body: "x".repeat(100),
+            body: "x".repeat(100).into(),
         };
         assert_eq!(
             entry_bytes(&message),

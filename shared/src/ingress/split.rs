@@ -6,11 +6,12 @@ use crate::envelope::{ClaimCheck, Envelope, Fresh, FreshContext};
 use crate::line::{Callback, EventHead};
 use crate::meta::Notification;
 use crate::platform::Platform;
-use crate::ports::QueueMessage;
+use crate::ports::{QueueMessage, Str};
 use crate::tenants::scoped;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use std::ops::Range;
 
 /// How to write a request's messages.
 #[derive(Debug, Clone, Copy)]
@@ -58,25 +59,28 @@ pub fn line_messages(
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
     let destination = callback.destination.as_deref().unwrap_or_default();
-    in_parallel(&callback.events, |raw| {
-        let head = EventHead::of(raw);
-        let key = scoped(options.tenant, head.dedup_key(destination, raw));
-        let conversation = scoped(options.tenant, head.conversation_id(destination));
-        let fresh = Fresh {
-            platform: Platform::Line,
-            tenant: options.tenant,
-            key: &key,
-            conversation: &conversation,
-            timestamp: head.timestamp,
-            received_at: options.received_at,
-            context: FreshContext::Line {
-                destination: callback.destination.as_deref(),
-            },
-            event: raw,
-        };
-        let encoded = encode(&fresh, options)?;
-        Ok(queued(Platform::Line, key, conversation, encoded))
-    })
+    in_parallel(
+        &callback.events,
+        |raw| raw.get().len(),
+        |raw, out| {
+            let head = EventHead::of(raw);
+            let key = scoped(options.tenant, head.dedup_key(destination, raw));
+            let conversation = scoped(options.tenant, head.conversation_id(destination));
+            let fresh = Fresh {
+                platform: Platform::Line,
+                tenant: options.tenant,
+                key: &key,
+                conversation: &conversation,
+                timestamp: head.timestamp,
+                received_at: options.received_at,
+                context: FreshContext::Line {
+                    destination: callback.destination.as_deref(),
+                },
+                event: raw,
+            };
+            place(&fresh, options, out)
+        },
+    )
 }
 
 /// One queue message per item of `messaging[]`, `standby[]` and `changes[]` of every entry.
@@ -85,107 +89,146 @@ pub fn meta_messages(
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
     let items: Vec<_> = notification.items().collect();
-    in_parallel(&items, |item| {
-        let head = item.head();
-        let key = scoped(options.tenant, head.key);
-        let conversation = scoped(options.tenant, head.conversation);
-        let fresh = Fresh {
-            platform: Platform::Meta,
-            tenant: options.tenant,
-            key: &key,
-            conversation: &conversation,
-            timestamp: head.timestamp,
-            received_at: options.received_at,
-            context: FreshContext::Meta {
-                object: item.object,
-                entry_id: item.entry_id,
-                entry_time: item.entry_time,
-                list: item.list,
-            },
-            event: item.raw,
-        };
-        let encoded = encode(&fresh, options)?;
-        Ok(queued(Platform::Meta, key, conversation, encoded))
-    })
+    in_parallel(
+        &items,
+        |item| item.raw.get().len(),
+        |item, out| {
+            let head = item.head();
+            let key = scoped(options.tenant, head.key);
+            let conversation = scoped(options.tenant, head.conversation);
+            let fresh = Fresh {
+                platform: Platform::Meta,
+                tenant: options.tenant,
+                key: &key,
+                conversation: &conversation,
+                timestamp: head.timestamp,
+                received_at: options.received_at,
+                context: FreshContext::Meta {
+                    object: item.object,
+                    entry_id: item.entry_id,
+                    entry_time: item.entry_time,
+                    list: item.list,
+                },
+                event: item.raw,
+            };
+            place(&fresh, options, out)
+        },
+    )
 }
 
 /// Fewer events than this are read on the calling thread: below it, handing work to another
 /// core costs more than it saves.
 const PARALLEL_MIN_EVENTS: usize = 256;
 
+/// Events per run on several cores: each run is written into one buffer of its own.
+const RUN_EVENTS: usize = 64;
+
+/// Bytes a message needs beside its event's: envelope fields, key, conversation.
+const MESSAGE_OVERHEAD: usize = 512;
+
+/// Where one message's strings lie in its run's buffer.
+struct Placed {
+    platform: Platform,
+    key: Range<usize>,
+    conversation: Range<usize>,
+    body: Range<usize>,
+}
+
+/// The messages of a run of events, written one after another into one buffer.
+struct Run {
+    buffer: String,
+    placed: Vec<Placed>,
+    claims: Vec<Claim>,
+}
+
 /// One message (and claim) per event, in the events' order; on several cores when there are
-/// many events (each event's head, key and envelope depend on that event alone).
+/// many events (each event's head, key and envelope depend on that event alone). The messages
+/// of a run of events share one buffer: a request's messages live as long as one another, and
+/// three allocations of their own per event were most of a large request's time in the
+/// allocator, on two threads contending for its locks.
 fn in_parallel<T: Sync>(
     events: &[T],
-    message: impl Fn(&T) -> Result<(QueueMessage, Option<Claim>), serde_json::Error> + Sync,
+    event_len: impl Fn(&T) -> usize + Sync,
+    place: impl Fn(&T, &mut String) -> Result<(Placed, Option<Claim>), serde_json::Error> + Sync,
 ) -> Result<Split, serde_json::Error> {
     use rayon::prelude::*;
+    let run = |events: &[T]| -> Result<Run, serde_json::Error> {
+        let bytes = events.iter().map(|e| event_len(e) + MESSAGE_OVERHEAD).sum();
+        let mut run = Run {
+            buffer: String::with_capacity(bytes),
+            placed: Vec::with_capacity(events.len()),
+            claims: Vec::new(),
+        };
+        for event in events {
+            let (placed, claim) = place(event, &mut run.buffer)?;
+            run.placed.push(placed);
+            run.claims.extend(claim);
+        }
+        Ok(run)
+    };
+    let runs = if events.len() >= PARALLEL_MIN_EVENTS {
+        let mut runs = Vec::with_capacity(events.len().div_ceil(RUN_EVENTS));
+        events
+            .par_chunks(RUN_EVENTS)
+            .map(run)
+            .collect_into_vec(&mut runs);
+        runs
+    } else {
+        vec![run(events)]
+    };
     let mut split = Split {
         messages: Vec::with_capacity(events.len()),
         claims: Vec::new(),
     };
-    if events.len() >= PARALLEL_MIN_EVENTS {
-        // Collected into a vector of the exact length (a collected `Result` grows its vector
-        // step by step, copying 150 bytes an event each time).
-        let mut built = Vec::with_capacity(events.len());
-        events
-            .par_iter()
-            .with_min_len(PARALLEL_MIN_EVENTS / 2)
-            .map(&message)
-            .collect_into_vec(&mut built);
-        for result in built {
-            let (message, claim) = result?;
-            split.messages.push(message);
-            split.claims.extend(claim);
-        }
-    } else {
-        for event in events {
-            let (message, claim) = message(event)?;
-            split.messages.push(message);
-            split.claims.extend(claim);
-        }
+    for run in runs {
+        let run = run?;
+        let shared = Str::from(run.buffer);
+        split
+            .messages
+            .extend(run.placed.into_iter().map(|placed| QueueMessage {
+                // Ranges of what `place` wrote: on character boundaries of the buffer.
+                key: shared.slice(placed.key),
+                conversation: shared.slice(placed.conversation),
+                platform: placed.platform,
+                body: shared.slice(placed.body),
+            }));
+        split.claims.extend(run.claims);
     }
     Ok(split)
-}
-
-/// The queue message of an encoded envelope (and its claim-check object, if any).
-fn queued(
-    platform: Platform,
-    key: String,
-    conversation: String,
-    (body, claim): (String, Option<Claim>),
-) -> (QueueMessage, Option<Claim>) {
-    let message = QueueMessage {
-        key,
-        conversation,
-        platform,
-        body,
-    };
-    (message, claim)
 }
 
 /// A claim-check object: its name and the event's exact bytes.
 type Claim = (String, Bytes);
 
-/// Encodes an envelope; an event too large for one queue message goes to the claim-check store
-/// and the message carries a pointer to it.
-fn encode(
+/// Writes an event's key, conversation and envelope at the end of `out`; an event too large for
+/// one queue message goes to the claim-check store and the message carries a pointer to it.
+fn place(
     fresh: &Fresh<'_>,
     options: &SplitOptions<'_>,
-) -> Result<(String, Option<Claim>), serde_json::Error> {
-    let mut body = if options.refused_chars {
-        fresh.envelope().encode_for_sqs()?
-    } else {
-        fresh.write()
+    out: &mut String,
+) -> Result<(Placed, Option<Claim>), serde_json::Error> {
+    let mut push = |text: &str| {
+        let start = out.len();
+        out.push_str(text);
+        start..out.len()
     };
+    let key = push(fresh.key);
+    let conversation = push(fresh.conversation);
+    let start = out.len();
+    if options.refused_chars {
+        out.push_str(&fresh.envelope().encode_for_sqs()?);
+    } else {
+        fresh.write_into(out);
+    }
     let mut claim = None;
-    if body.len() > options.max_message_bytes {
+    if out.len() - start > options.max_message_bytes {
+        out.truncate(start);
         let event = fresh.event.get().as_bytes();
         let sha256 = hex::encode(Sha256::digest(event));
         let key_hash = hex::encode(Sha256::digest(fresh.key.as_bytes()));
         // Named by key and content: a retried request writes the same object again.
         let object = format!("claims/{}-{}", &key_hash[..32], &sha256[..32]);
-        body = Envelope {
+        let pointer = Envelope {
             claim: Some(ClaimCheck {
                 object: object.clone(),
                 bytes: event.len(),
@@ -195,7 +238,14 @@ fn encode(
             ..fresh.envelope()
         }
         .encode()?;
+        out.push_str(&pointer);
         claim = Some((object, Bytes::copy_from_slice(event)));
     }
-    Ok((body, claim))
+    let placed = Placed {
+        platform: fresh.platform,
+        key,
+        conversation,
+        body: start..out.len(),
+    };
+    Ok((placed, claim))
 }

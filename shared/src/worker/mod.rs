@@ -821,10 +821,6 @@ fn follow_up(record: &QueueRecord, event: &BotEvent) -> Option<QueueMessage> {
         ..envelope
     };
     let body = follow_up.encode().ok()?;
-    Some(QueueMessage {
-        conversation: crate::key::fit_conversation(format!("archive:{key}")),
-        key,
-        platform: event.platform,
-        body,
-    })
+    let conversation = crate::key::fit_conversation(format!("archive:{key}"));
+    Some(QueueMessage::new(key, conversation, event.platform, body))
 }

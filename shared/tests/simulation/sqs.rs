@@ -103,9 +103,9 @@ impl SqsModel {
                 failures.push((index, EntryFailure::Retry("InternalError".into())));
                 continue;
             }
-            let group = self.fifo.then(|| message.conversation.clone());
+            let group = self.fifo.then(|| message.conversation.to_string());
             if let Some(group) = &group {
-                let dedup = (group.clone(), message.key.clone());
+                let dedup = (group.clone(), message.key.to_string());
                 if state
                     .dedup
                     .get(&dedup)
@@ -119,8 +119,8 @@ impl SqsModel {
             let id = state.next_id;
             state.messages.push(Message {
                 id,
-                body: message.body.clone(),
-                key: message.key.clone(),
+                body: message.body.to_string(),
+                key: message.key.to_string(),
                 group,
                 receive_count: 0,
                 visible_at: now,
