@@ -840,3 +840,98 @@ fn every_message_holds_its_own_events_strings_across_runs_and_claims() {
     }
     assert!(claims.next().is_none());
 }
+
+/// The signature is checked one of three ways by body size (one after the other; on a pool
+/// thread beside the reading from 64 KiB; both on the pool from 128 KiB), the request's messages
+/// written beside it in the last two: in each, a forged body is refused without a message queued
+/// and before any other answer (too many events, an object not handled), and a signed one is
+/// queued whole, on both platforms.
+#[tokio::test]
+async fn every_verification_lane_refuses_forgeries_and_queues_signed_bodies_whole() {
+    let padding = |bytes: usize| format!(r#","pad":"{}""#, "p".repeat(bytes));
+    // About 1 KB an event: 1 KB, 90 KB and 200 KB bodies.
+    for events in [1usize, 90, 200] {
+        for (name, max_events) in [("fits", 1000), ("too_many", events - 1)] {
+            if max_events == 0 {
+                continue;
+            }
+            let (ingress, queue) = gateway_with(
+                &[
+                    ("LINE_CHANNEL_SECRET", LINE_SECRET),
+                    ("META_APP_SECRET", META_SECRET),
+                    ("MAX_EVENTS_PER_REQUEST", &max_events.to_string()),
+                ],
+                MemoryQueue::with_max_message_bytes(262_000),
+            );
+            let line: Vec<String> = (0..events)
+                .map(|i| line_event(&format!("E{i}"), "U1", i as i64, &padding(800)))
+                .collect();
+            let line_body = format!(r#"{{"destination":"{BOT}","events":[{}]}}"#, line.join(","));
+            let items: Vec<String> = (0..events)
+                .map(|i| {
+                    format!(
+                        r#"{{"sender":{{"id":"U1"}},"recipient":{{"id":"P"}},"timestamp":{i},"message":{{"mid":"m_{i}","text":"t"}}{}}}"#,
+                        padding(800)
+                    )
+                })
+                .collect();
+            let meta_body = format!(
+                r#"{{"object":"page","entry":[{{"id":"P","time":1,"messaging":[{}]}}]}}"#,
+                items.join(",")
+            );
+            let lanes = [
+                (
+                    "/line",
+                    "x-line-signature",
+                    sign_line(LINE_SECRET, line_body.as_bytes()),
+                    &line_body,
+                ),
+                (
+                    "/meta",
+                    "x-hub-signature-256",
+                    sign_meta(META_SECRET, meta_body.as_bytes()),
+                    &meta_body,
+                ),
+            ];
+            for (path, header, good, body) in lanes {
+                let case = format!("{path} {events} events ({} bytes), {name}", body.len());
+                let forged = if path == "/meta" {
+                    sign_meta("another secret", body.as_bytes())
+                } else {
+                    sign_line("another secret", body.as_bytes())
+                };
+                let refused = ingress
+                    .handle_request(post(path, &[(header, &forged)], body.as_bytes()))
+                    .await;
+                assert_eq!(
+                    refused.response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{case}"
+                );
+                assert!(queue.messages().is_empty(), "{case}");
+                let handled = ingress
+                    .handle_request(post(path, &[(header, &good)], body.as_bytes()))
+                    .await;
+                if max_events >= events {
+                    assert_eq!(handled.outcome, Outcome::Accepted { events }, "{case}");
+                    let envelopes = envelopes(&queue);
+                    assert_eq!(envelopes.len(), events, "{case}");
+                    let sent = if path == "/line" { &line } else { &items };
+                    for (envelope, event) in envelopes.iter().zip(sent) {
+                        assert_eq!(envelope.event.get(), event, "{case}");
+                    }
+                    queue.drain();
+                } else {
+                    assert_eq!(
+                        handled.outcome,
+                        Outcome::Rejected {
+                            reason: "too_many_events"
+                        },
+                        "{case}"
+                    );
+                    assert!(queue.messages().is_empty(), "{case}");
+                }
+            }
+        }
+    }
+}

@@ -166,25 +166,30 @@ fn in_parallel<T: Sync>(
         }
         Ok(run)
     };
-    let runs = if events.len() >= PARALLEL_MIN_EVENTS {
+    let mut split = Split {
+        messages: Vec::with_capacity(events.len()),
+        claims: Vec::new(),
+    };
+    if events.len() >= PARALLEL_MIN_EVENTS {
         let mut runs = Vec::with_capacity(events.len().div_ceil(RUN_EVENTS));
         events
             .par_chunks(RUN_EVENTS)
             .map(run)
             .collect_into_vec(&mut runs);
-        runs
+        for run in runs {
+            split.take(run?);
+        }
     } else {
-        vec![run(events)]
-    };
-    let mut split = Split {
-        messages: Vec::with_capacity(events.len()),
-        claims: Vec::new(),
-    };
-    for run in runs {
-        let run = run?;
+        split.take(run(events)?);
+    }
+    Ok(split)
+}
+
+impl Split {
+    /// The messages of a run, each holding its ranges of the run's buffer, after those before.
+    fn take(&mut self, run: Run) {
         let shared = Str::from(run.buffer);
-        split
-            .messages
+        self.messages
             .extend(run.placed.into_iter().map(|placed| QueueMessage {
                 // Ranges of what `place` wrote: on character boundaries of the buffer.
                 key: shared.slice(placed.key),
@@ -192,9 +197,8 @@ fn in_parallel<T: Sync>(
                 platform: placed.platform,
                 body: shared.slice(placed.body),
             }));
-        split.claims.extend(run.claims);
+        self.claims.extend(run.claims);
     }
-    Ok(split)
 }
 
 /// A claim-check object: its name and the event's exact bytes.
