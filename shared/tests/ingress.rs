@@ -841,11 +841,11 @@ fn every_message_holds_its_own_events_strings_across_runs_and_claims() {
     assert!(claims.next().is_none());
 }
 
-/// The signature is checked one of three ways by body size (one after the other; on a pool
-/// thread beside the reading from 64 KiB; both on the pool from 128 KiB), the request's messages
-/// written beside it in the last two: in each, a forged body is refused without a message queued
-/// and before any other answer (too many events, an object not handled), and a signed one is
-/// queued whole, on both platforms.
+/// The signature is checked one of two ways by body size: first, the body read only once it
+/// verified; or, from 128 KiB, beside the reading, the request's messages written meanwhile. In
+/// each (and just under the line), a forged body is refused without a message queued and before
+/// any other answer (too many events, an object not handled), and a signed one is queued whole,
+/// on both platforms.
 #[tokio::test]
 async fn every_verification_lane_refuses_forgeries_and_queues_signed_bodies_whole() {
     let padding = |bytes: usize| format!(r#","pad":"{}""#, "p".repeat(bytes));

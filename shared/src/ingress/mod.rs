@@ -567,37 +567,23 @@ fn verify(
 /// Bodies at least this large are verified on one core while they are read on another, both on
 /// the thread pool (`rayon::join`): HMAC and reading the body cost about the same per byte
 /// (BENCHMARKS.md, "Beside the official SDKs"), and the reading's own work spreads over both
-/// cores once the hash is done.
+/// cores once the hash is done. Below it, waking a pool thread costs more than it saves for a
+/// request that arrives alone, as webhook requests do: from 64 KiB, hashing on a pool thread
+/// while the caller read made a back-to-back loop of 100 LINE events 23 % faster, and each of
+/// those requests 10 % slower when it came alone (`examples/ingress_alone.rs`).
 pub const OVERLAP_MIN_BYTES: usize = 128 * 1024;
 
-/// From this size up to [`OVERLAP_MIN_BYTES`], the body is verified on a pool thread while the
-/// calling thread reads it: waking a pool thread takes about 50 us on a 2-vCPU machine, paid
-/// back once the hash takes as long (100 LINE events, 85 KB: 6,000 -> 7,400 requests per
-/// second); below it, one after the other is faster.
-pub const BESIDE_MIN_BYTES: usize = 64 * 1024;
-
 /// `verify` and `read` of one body: on two cores when it is large, one after the other when it
-/// is small (and then `read` runs only once the body verified). They must not depend on each
+/// is small, and then `read` runs only once the body verified. They must not depend on each
 /// other; the caller uses the reading only once the body verified (the size limit is checked
 /// before either runs), so `read` may write the request's messages but must not send them.
 pub fn overlapped<V: Send, E: Send, R: Send>(
     body_len: usize,
-    verify: impl Fn() -> Result<V, E> + Sync,
+    verify: impl FnOnce() -> Result<V, E> + Send,
     read: impl FnOnce() -> R + Send,
 ) -> Result<(V, R), E> {
     if body_len >= OVERLAP_MIN_BYTES {
-        let (verified, read) = rayon::join(&verify, read);
-        Ok((verified?, read))
-    } else if body_len >= BESIDE_MIN_BYTES {
-        let mut verified = None;
-        let slot = &mut verified;
-        let verify = &verify;
-        let read = rayon::in_place_scope(move |scope| {
-            scope.spawn(move |_| *slot = Some(verify()));
-            read()
-        });
-        // The scope returns once its job has run; were it not so, verify here.
-        let verified = verified.unwrap_or_else(verify);
+        let (verified, read) = rayon::join(verify, read);
         Ok((verified?, read))
     } else {
         let verified = verify()?;

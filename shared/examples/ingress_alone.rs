@@ -1,0 +1,98 @@
+//! LINE requests of 10 to 100 events and the peer benchmark's Meta and WhatsApp bodies, each
+//! arriving alone (2 ms apart, as webhook traffic does,
+//! so the pool's threads are asleep and the caches cold), timed from the body to its messages:
+//! verify, read, split, as the ingress runs them. Prints p50 and p90 of 400 LINE requests per
+//! size and 100 of each Meta body.
+//! It calibrates `shared::ingress::OVERLAP_MIN_BYTES`, the size from which the hash runs on a
+//! pool thread beside the reading: a back-to-back loop finds the pool awake and flatters smaller
+//! sizes.
+//!
+//! ```sh
+//! python3 scripts/peers/make_bodies.py target/peers
+//! cargo run --release -p shared --example ingress_alone -- target/peers
+//! ```
+
+use shared::ingress::{OVERLAP_MIN_BYTES, SplitOptions, line_messages, meta_messages, overlapped};
+use shared::line::Callback;
+use shared::meta::Notification;
+use shared::signature::{Secrets, sign_line, verify_line, verify_meta};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn main() {
+    shared::heap::keep_freed_memory();
+    let folder = std::path::PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/peers".into()),
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let secret = manifest["secret"].as_str().expect("secret");
+    let secrets = Secrets::from_list(secret).expect("secrets");
+    let hundred: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(folder.join("line_100_events.json")).expect("the 100-event body"),
+    )
+    .expect("json");
+    println!("hash beside the reading from {OVERLAP_MIN_BYTES} bytes");
+    for events in [10, 30, 45, 60, 75, 100] {
+        let body = serde_json::json!({
+            "destination": hundred["destination"],
+            "events": hundred["events"].as_array().expect("events")[..events],
+        })
+        .to_string()
+        .into_bytes();
+        let signature = sign_line(secret, &body);
+        let mut times = Vec::new();
+        for _ in 0..400 {
+            std::thread::sleep(Duration::from_millis(2));
+            let start = Instant::now();
+            let (_, split) = overlapped(
+                body.len(),
+                || verify_line(&secrets, &body, Some(signature.as_bytes())),
+                || {
+                    let callback = Callback::parse(&body).expect("body");
+                    line_messages(&callback, &SplitOptions::for_body(&body, 1, 1 << 20))
+                },
+            )
+            .expect("verified");
+            times.push(start.elapsed());
+            black_box(split.expect("messages"));
+        }
+        report(&format!("LINE, {events} events"), body.len(), times);
+    }
+    for body in manifest["bodies"].as_array().expect("bodies") {
+        if body["platform"] != "meta" {
+            continue;
+        }
+        let bytes = std::fs::read(folder.join(body["file"].as_str().expect("file"))).expect("body");
+        let signature = body["meta_signature"].as_str().expect("signature");
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(5));
+            let start = Instant::now();
+            let (_, split) = overlapped(
+                bytes.len(),
+                || verify_meta(&secrets, &bytes, Some(signature.as_bytes())),
+                || {
+                    let notification = Notification::parse(&bytes).expect("body");
+                    meta_messages(&notification, &SplitOptions::for_body(&bytes, 1, 1 << 20))
+                },
+            )
+            .expect("verified");
+            times.push(start.elapsed());
+            black_box(split.expect("messages"));
+        }
+        report(body["name"].as_str().unwrap_or("meta"), bytes.len(), times);
+    }
+}
+
+fn report(name: &str, bytes: usize, mut times: Vec<Duration>) {
+    times.sort();
+    println!(
+        "{name}, {bytes} bytes: p50 {} us, p90 {} us",
+        times[times.len() / 2].as_micros(),
+        times[times.len() * 9 / 10].as_micros()
+    );
+}
