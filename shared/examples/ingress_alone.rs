@@ -44,11 +44,8 @@ fn main() {
         .to_string()
         .into_bytes();
         let signature = sign_line(secret, &body);
-        let mut times = Vec::new();
-        for _ in 0..400 {
-            std::thread::sleep(Duration::from_millis(2));
-            let start = Instant::now();
-            let (_, split) = overlapped(
+        let times = alone(400, Duration::from_millis(2), || {
+            overlapped(
                 body.len(),
                 || verify_line(&secrets, &body, Some(signature.as_bytes())),
                 || {
@@ -56,10 +53,10 @@ fn main() {
                     line_messages(&callback, &SplitOptions::for_body(&body, 1, 1 << 20))
                 },
             )
-            .expect("verified");
-            times.push(start.elapsed());
-            black_box(split.expect("messages"));
-        }
+            .expect("verified")
+            .1
+            .expect("messages")
+        });
         report(&format!("LINE, {events} events"), body.len(), times);
     }
     for body in manifest["bodies"].as_array().expect("bodies") {
@@ -68,11 +65,8 @@ fn main() {
         }
         let bytes = std::fs::read(folder.join(body["file"].as_str().expect("file"))).expect("body");
         let signature = body["meta_signature"].as_str().expect("signature");
-        let mut times = Vec::new();
-        for _ in 0..100 {
-            std::thread::sleep(Duration::from_millis(5));
-            let start = Instant::now();
-            let (_, split) = overlapped(
+        let times = alone(100, Duration::from_millis(5), || {
+            overlapped(
                 bytes.len(),
                 || verify_meta(&secrets, &bytes, Some(signature.as_bytes())),
                 || {
@@ -80,12 +74,25 @@ fn main() {
                     meta_messages(&notification, &SplitOptions::for_body(&bytes, 1, 1 << 20))
                 },
             )
-            .expect("verified");
-            times.push(start.elapsed());
-            black_box(split.expect("messages"));
-        }
+            .expect("verified")
+            .1
+            .expect("messages")
+        });
         report(body["name"].as_str().unwrap_or("meta"), bytes.len(), times);
     }
+}
+
+/// The time of each of `count` requests, each after a pause; its messages dropped untimed.
+fn alone<T>(count: usize, pause: Duration, mut request: impl FnMut() -> T) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        std::thread::sleep(pause);
+        let start = Instant::now();
+        let messages = request();
+        times.push(start.elapsed());
+        black_box(messages);
+    }
+    times
 }
 
 fn report(name: &str, bytes: usize, mut times: Vec<Duration>) {
