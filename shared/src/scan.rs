@@ -12,6 +12,8 @@
 //! Every function here assumes its text is one valid JSON value; on other text it returns
 //! nonsense or `Unclean`, never panics.
 
+mod blocks;
+
 use std::borrow::Cow;
 
 /// The item holds something the fast reading leaves to serde (see the module).
@@ -107,7 +109,8 @@ impl<'a> Json<'a> {
             return Ok(None);
         }
         let inner = &self.0[1..self.0.len() - 1];
-        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        // Most strings a head reads are ids: shorter than memchr's setup pays for.
+        if !inner.as_bytes().contains(&b'\\') {
             return Ok(Some(Cow::Borrowed(inner)));
         }
         serde_json::from_str::<String>(self.0)
@@ -229,9 +232,9 @@ impl<'a> Iterator for Members<'a> {
             self.at = bytes.len();
             return None;
         }
-        let key_end = string_end(bytes, start);
+        let (key_end, escaped) = string_end_escaped(bytes, start);
         let key = self.text.get(start + 1..key_end.saturating_sub(1))?;
-        if memchr::memchr(b'\\', key.as_bytes()).is_some() {
+        if escaped {
             self.at = bytes.len();
             return Some(Err(Unclean));
         }
@@ -270,8 +273,6 @@ impl<'a> Iterator for Items<'a> {
     }
 }
 
-/// Bytes that open or close a container or a string.
-static STRUCTURAL: [bool; 256] = byte_set(b"{}[]\"");
 /// Those, and the bytes a number starts with.
 static CHECKED: [bool; 256] = byte_set(b"{}[]\"-0123456789");
 
@@ -299,15 +300,22 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 /// The end (one past the closing quote) of the string starting at `start`.
 #[inline]
 fn string_end(bytes: &[u8], start: usize) -> usize {
-    let mut at = start + 1;
+    string_end_escaped(bytes, start).0
+}
+
+/// [`string_end`], and whether the string holds an escape.
+#[inline]
+fn string_end_escaped(bytes: &[u8], start: usize) -> (usize, bool) {
+    let (mut at, mut escaped) = (start + 1, false);
     while let Some(found) = quote_or_backslash(bytes, at) {
         if bytes[found] == b'\\' {
             at = found + 2;
+            escaped = true;
         } else {
-            return found + 1;
+            return (found + 1, escaped);
         }
     }
-    bytes.len()
+    (bytes.len(), escaped)
 }
 
 /// The next `"` or `\` at or after `from`: eight bytes at a time, then memchr for long strings
@@ -329,28 +337,6 @@ fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
         .get(at..)?
         .iter()
         .position(|b| matches!(b, b'"' | b'\\'))
-        .map(|found| at + found)
-}
-
-/// The next byte that opens or closes a container or a string, at or after `from`.
-#[inline]
-fn next_structural(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut at = from;
-    while let Some(word) = word_at(bytes, at) {
-        // `{` and `}` are `[` and `]` with bit 5 set: one fold finds both pairs.
-        let folded = word & splat(0xDF);
-        let found = zero_bytes(word ^ splat(b'"'))
-            | zero_bytes(folded ^ splat(b'['))
-            | zero_bytes(folded ^ splat(b']'));
-        if found != 0 {
-            return Some(at + first_byte(found));
-        }
-        at += 8;
-    }
-    bytes
-        .get(at..)?
-        .iter()
-        .position(|b| STRUCTURAL[*b as usize])
         .map(|found| at + found)
 }
 
@@ -416,28 +402,7 @@ fn scalar_end(bytes: &[u8], start: usize) -> usize {
 fn value_end(bytes: &[u8], start: usize) -> usize {
     match bytes.get(start) {
         Some(b'"') => string_end(bytes, start),
-        Some(b'{' | b'[') => {
-            let (mut at, mut depth) = (start, 0usize);
-            while let Some(found) = next_structural(bytes, at) {
-                at = found;
-                match bytes[at] {
-                    b'"' => {
-                        at = string_end(bytes, at);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return at + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                at += 1;
-            }
-            bytes.len()
-        }
+        Some(b'{' | b'[') => blocks::container_end(bytes, start),
         Some(_) => scalar_end(bytes, start),
         None => start,
     }
@@ -644,7 +609,6 @@ mod tests {
             let from = from.min(bytes.len());
             let plain = |set: &[u8]| bytes.get(from..).and_then(|rest| rest.iter().position(|b| set.contains(b))).map(|at| from + at);
             proptest::prop_assert_eq!(quote_or_backslash(&bytes, from), plain(b"\"\\"));
-            proptest::prop_assert_eq!(next_structural(&bytes, from), plain(b"\"{}[]"));
         }
 
         /// The word-at-a-time test finds what serde_json escapes, wherever it is.

@@ -96,10 +96,13 @@ pub struct EventHead {
 
 impl EventHead {
     /// Reads the head of one event's JSON, with the typed view's own lenient readers, so that
-    /// the two agree on every field they both read.
+    /// the two agree on every field they both read. The scan comes first here (unlike Meta's
+    /// small items): an event is mostly its `message`, which the scan skips 64 bytes at a time
+    /// (`scan::blocks`) where serde reads it through; 100 events' heads 56 -> 44 us.
     pub fn of(raw: &RawValue) -> EventHead {
-        Self::strict(raw.get())
-            .or_else(|| Self::scan(raw.get()).ok())
+        Self::scan(raw.get())
+            .ok()
+            .or_else(|| Self::strict(raw.get()))
             .unwrap_or_else(|| Self::of_serde(raw))
     }
 
