@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::envelope::Envelope;
-use shared::ingress::{SplitOptions, line_messages};
+use shared::ingress::{LineOutline, SplitOptions, line_messages, line_outline_messages};
 use shared::line::{Callback, EventHead};
 use shared::signature::{Secrets, sign_line, verify_line};
 
@@ -16,8 +16,18 @@ fuzz_target!(|body: &[u8]| {
     assert!(verify_line(&secrets, body, Some(signature.as_bytes())).is_ok());
     // And the body itself as a signature: never accepted by accident, never a panic.
     let _ = verify_line(&secrets, body, Some(body));
-    let Ok(callback) = Callback::parse(body) else { return };
-    let split = line_messages(&callback, &SplitOptions::for_body(body, 1, 1 << 20)).expect("envelopes encode");
+    // Where the outline gives messages, they are the careful reading's (`ingress::outline`).
+    let options = SplitOptions::for_body(body, 1, 1 << 20);
+    let outlined = LineOutline::read(body).and_then(|o| line_outline_messages(&o, &options).ok());
+    let Ok(callback) = Callback::parse(body) else {
+        assert!(outlined.is_none(), "outlined a body parse refuses");
+        return;
+    };
+    let split = line_messages(&callback, &options).expect("envelopes encode");
+    if let Some(outlined) = outlined {
+        assert_eq!(outlined.messages, split.messages, "outlined messages");
+        assert_eq!(outlined.claims, split.claims, "outlined claims");
+    }
     let messages = &split.messages;
     assert_eq!(messages.len(), callback.events.len());
     for (message, raw) in messages.iter().zip(&callback.events) {
@@ -31,7 +41,7 @@ fuzz_target!(|body: &[u8]| {
         }
         let head = EventHead::of(raw);
         let destination = callback.destination.as_deref().unwrap_or_default();
-        assert_eq!(message.key, head.dedup_key(destination, raw));
+        assert_eq!(message.key, head.dedup_key(destination, raw.get()));
         // The fast reading of the head equals its definition, serde's reading.
         assert_eq!(head, EventHead::of_serde(raw), "head");
         let serde_key = match head.webhook_event_id.as_deref() {

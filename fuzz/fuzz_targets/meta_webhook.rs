@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::envelope::Envelope;
-use shared::ingress::{SplitOptions, meta_messages};
+use shared::ingress::{MetaOutline, SplitOptions, meta_messages, meta_outline_messages};
 use shared::meta::{ItemHead, Notification};
 use shared::signature::{Secrets, sign_meta, verify_meta};
 
@@ -12,8 +12,18 @@ fuzz_target!(|body: &[u8]| {
     let signature = sign_meta("fuzz-secret", body);
     assert!(verify_meta(&secrets, body, Some(signature.as_bytes())).is_ok());
     let _ = verify_meta(&secrets, body, Some(body));
-    let Ok(notification) = Notification::parse(body) else { return };
-    let split = meta_messages(&notification, &SplitOptions::for_body(body, 1, 1 << 20)).expect("envelopes encode");
+    // Where the outline gives messages, they are the careful reading's (`ingress::outline`).
+    let options = SplitOptions::for_body(body, 1, 1 << 20);
+    let outlined = MetaOutline::read(body).and_then(|o| meta_outline_messages(&o, &options).ok());
+    let Ok(notification) = Notification::parse(body) else {
+        assert!(outlined.is_none(), "outlined a body parse refuses");
+        return;
+    };
+    let split = meta_messages(&notification, &options).expect("envelopes encode");
+    if let Some(outlined) = outlined {
+        assert_eq!(outlined.messages, split.messages, "outlined messages");
+        assert_eq!(outlined.claims, split.claims, "outlined claims");
+    }
     let messages = &split.messages;
     assert_eq!(messages.len(), notification.item_count());
     for (message, item) in messages.iter().zip(notification.items()) {

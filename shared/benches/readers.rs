@@ -13,8 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use serde::de::IgnoredAny;
 use sha2::Sha256;
-use shared::ingress::{SplitOptions, line_messages, meta_messages, overlapped};
-use shared::line::Callback;
+use shared::ingress::{SplitOptions, line_body, meta_messages, meta_outlined, overlapped};
 use shared::meta::Notification;
 use shared::signature::{Secrets, verify_line, verify_meta};
 use std::hint::black_box;
@@ -110,7 +109,10 @@ fn readers(c: &mut Criterion) {
                     let (_, split) = overlapped(
                         bytes.len(),
                         || verify_line(&secrets, bytes, signature),
-                        || line_messages(&Callback::parse(bytes).expect("body"), &options),
+                        || {
+                            let read = line_body(bytes, &options, usize::MAX).expect("body");
+                            read.messages.expect("all events")
+                        },
                     )
                     .expect("verified");
                     black_box(split.expect("split"))
@@ -118,7 +120,17 @@ fn readers(c: &mut Criterion) {
                     let (_, split) = overlapped(
                         bytes.len(),
                         || verify_meta(&secrets, bytes, signature),
-                        || meta_messages(&Notification::parse(bytes).expect("body"), &options),
+                        || {
+                            meta_outlined(bytes, &options, usize::MAX).map_or_else(
+                                || {
+                                    meta_messages(
+                                        &Notification::parse(bytes).expect("body"),
+                                        &options,
+                                    )
+                                },
+                                Ok,
+                            )
+                        },
                     )
                     .expect("verified");
                     black_box(split.expect("split"))

@@ -12,8 +12,9 @@
 //! cargo run --release -p shared --example ingress_alone -- target/peers
 //! ```
 
-use shared::ingress::{OVERLAP_MIN_BYTES, SplitOptions, line_messages, meta_messages, overlapped};
-use shared::line::Callback;
+use shared::ingress::{
+    OVERLAP_MIN_BYTES, SplitOptions, line_body, meta_messages, meta_outlined, overlapped,
+};
 use shared::meta::Notification;
 use shared::signature::{Secrets, sign_line, verify_line, verify_meta};
 use std::hint::black_box;
@@ -49,8 +50,9 @@ fn main() {
                 body.len(),
                 || verify_line(&secrets, &body, Some(signature.as_bytes())),
                 || {
-                    let callback = Callback::parse(&body).expect("body");
-                    line_messages(&callback, &SplitOptions::for_body(&body, 1, 1 << 20))
+                    let options = SplitOptions::for_body(&body, 1, 1 << 20);
+                    let read = line_body(&body, &options, usize::MAX).expect("body");
+                    read.messages.expect("all events")
                 },
             )
             .expect("verified")
@@ -70,8 +72,14 @@ fn main() {
                 bytes.len(),
                 || verify_meta(&secrets, &bytes, Some(signature.as_bytes())),
                 || {
-                    let notification = Notification::parse(&bytes).expect("body");
-                    meta_messages(&notification, &SplitOptions::for_body(&bytes, 1, 1 << 20))
+                    let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
+                    meta_outlined(&bytes, &options, usize::MAX).map_or_else(
+                        || {
+                            let notification = Notification::parse(&bytes).expect("body");
+                            meta_messages(&notification, &options)
+                        },
+                        Ok,
+                    )
                 },
             )
             .expect("verified")

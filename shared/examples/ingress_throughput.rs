@@ -12,8 +12,7 @@
 use hmac::{Hmac, Mac};
 use serde::de::IgnoredAny;
 use sha2::Sha256;
-use shared::ingress::{SplitOptions, line_messages, meta_messages, overlapped};
-use shared::line::Callback;
+use shared::ingress::{SplitOptions, line_body, meta_messages, meta_outlined, overlapped};
 use shared::meta::Notification;
 use shared::signature::{Secrets, verify_line, verify_meta};
 use std::hint::black_box;
@@ -92,8 +91,9 @@ fn main() {
                     bytes.len(),
                     || verify_line(&secrets, &bytes, Some(signature)),
                     || {
-                        let callback = Callback::parse(&bytes).expect("envelope");
-                        line_messages(&callback, &SplitOptions::for_body(&bytes, 1, 1 << 20))
+                        let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
+                        let body = line_body(&bytes, &options, usize::MAX).expect("envelope");
+                        body.messages.expect("all events")
                     },
                 )
                 .expect("verified");
@@ -109,8 +109,14 @@ fn main() {
                     bytes.len(),
                     || verify_meta(&secrets, &bytes, Some(signature)),
                     || {
-                        let notification = Notification::parse(&bytes).expect("envelope");
-                        meta_messages(&notification, &SplitOptions::for_body(&bytes, 1, 1 << 20))
+                        let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
+                        meta_outlined(&bytes, &options, usize::MAX).map_or_else(
+                            || {
+                                let notification = Notification::parse(&bytes).expect("envelope");
+                                meta_messages(&notification, &options)
+                            },
+                            Ok,
+                        )
                     },
                 )
                 .expect("verified");

@@ -244,7 +244,9 @@ pub struct Fresh<'a> {
     pub timestamp: Option<i64>,
     pub received_at: i64,
     pub context: FreshContext<'a>,
-    pub event: &'a RawValue,
+    /// The event's exact text: one valid JSON value (a `&RawValue`'s text, or an event the
+    /// ingress validated as it read its head).
+    pub event: &'a str,
 }
 
 /// The platform's context of a [`Fresh`] envelope: [`LineContext`] or [`MetaContext`], borrowed.
@@ -263,8 +265,10 @@ pub enum FreshContext<'a> {
 
 impl<'a> Fresh<'a> {
     /// The envelope as serde writes it: the definition of [`Fresh::write`], and the envelope
-    /// for the careful paths (claim checks, characters SQS refuses).
-    pub fn envelope(&self) -> Envelope<&'a RawValue> {
+    /// for the careful paths (claim checks, characters SQS refuses). Fails only when the event
+    /// is not the valid JSON it must be.
+    pub fn envelope(&self) -> Result<Envelope<&'a RawValue>, serde_json::Error> {
+        let event: &'a RawValue = serde_json::from_str(self.event)?;
         let (line, meta) = match self.context {
             FreshContext::Line { destination } => (
                 Some(LineContext {
@@ -287,7 +291,7 @@ impl<'a> Fresh<'a> {
                 }),
             ),
         };
-        Envelope {
+        Ok(Envelope {
             version: ENVELOPE_VERSION,
             platform: self.platform,
             tenant: self.tenant.map(str::to_owned),
@@ -301,21 +305,21 @@ impl<'a> Fresh<'a> {
             claim: None,
             event_base64: None,
             oversized: None,
-            event: self.event,
-        }
+            event,
+        })
     }
 
     /// The queue message body: [`Envelope::encode_sized`] of [`Fresh::envelope`], field by
     /// field in serde's order.
     pub fn write(&self) -> String {
-        let mut out = String::with_capacity(self.event.get().len() + WRAPPER_CAPACITY);
+        let mut out = String::with_capacity(self.event.len() + WRAPPER_CAPACITY);
         self.write_into(&mut out);
         out
     }
 
     /// [`Fresh::write`] at the end of `out`.
     pub fn write_into(&self, out: &mut String) {
-        let event = self.event.get();
+        let event = self.event;
         out.push_str("{\"version\":");
         push_integer(out, ENVELOPE_VERSION);
         out.push_str(",\"platform\":\"");
@@ -517,9 +521,9 @@ mod tests {
                 timestamp,
                 received_at,
                 context,
-                event: &event,
+                event: event.get(),
             };
-            proptest::prop_assert_eq!(fresh.write(), fresh.envelope().encode_sized().expect("encode"));
+            proptest::prop_assert_eq!(fresh.write(), fresh.envelope().expect("valid").encode_sized().expect("encode"));
         }
     }
 

@@ -26,7 +26,7 @@
 //! | [`telemetry`] | JSON logs and CloudWatch metrics |
 //! | [`tenants`] | the channel registry: several LINE channels, pages, accounts and numbers in one deployment |
 //! | [`test_bot`] | the bot the gateway's own tests run (`GATEWAY_TEST_BOT=1`), independent of the user's |
-//! | `scan` | a few fields read out of validated JSON without building values: the ingress's fast path for event heads |
+//! | `scan` | a few fields read out of validated JSON without building values, containers skipped 64 bytes at a time: the ingress's fast path for event heads and body outlines |
 //! | [`json_error`] | JSON errors that name the problem and its place, never a value |
 //!
 //! The models are forward compatible: an unknown event type, message type, source type,

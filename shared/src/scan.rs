@@ -290,7 +290,7 @@ fn is_ws_char(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
-fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+pub(crate) fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
     while at < bytes.len() && matches!(bytes[at], b' ' | b'\t' | b'\n' | b'\r') {
         at += 1;
     }
@@ -305,7 +305,7 @@ fn string_end(bytes: &[u8], start: usize) -> usize {
 
 /// [`string_end`], and whether the string holds an escape.
 #[inline]
-fn string_end_escaped(bytes: &[u8], start: usize) -> (usize, bool) {
+pub(crate) fn string_end_escaped(bytes: &[u8], start: usize) -> (usize, bool) {
     let (mut at, mut escaped) = (start + 1, false);
     while let Some(found) = quote_or_backslash(bytes, at) {
         if bytes[found] == b'\\' {
@@ -399,7 +399,7 @@ fn scalar_end(bytes: &[u8], start: usize) -> usize {
 }
 
 /// The end of the value starting at `start`.
-fn value_end(bytes: &[u8], start: usize) -> usize {
+pub(crate) fn value_end(bytes: &[u8], start: usize) -> usize {
     match bytes.get(start) {
         Some(b'"') => string_end(bytes, start),
         Some(b'{' | b'[') => blocks::container_end(bytes, start),

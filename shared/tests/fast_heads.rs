@@ -130,7 +130,7 @@ fn assert_heads_agree(text: &str) {
     for destination in ["", "Ub0"] {
         let head = EventHead::of(&raw);
         assert_eq!(
-            head.dedup_key(destination, &raw),
+            head.dedup_key(destination, raw.get()),
             head_key_serde(&raw, destination),
             "LINE key of {text}"
         );

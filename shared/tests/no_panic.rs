@@ -132,7 +132,7 @@ fn read_everything(body: &[u8]) {
             let head = EventHead::of(parsed.raw);
             let _ = head.dedup_key(
                 callback.destination.as_deref().unwrap_or_default(),
-                parsed.raw,
+                parsed.raw.get(),
             );
             let _ = head.conversation_id(callback.destination.as_deref().unwrap_or_default());
             if let Ok(event) = parsed.event {
@@ -228,7 +228,7 @@ fn deeply_nested_json_never_overflows_and_keeps_distinct_keys() {
         .events()
         .map(|parsed| {
             assert!(parsed.event.is_err());
-            EventHead::of(parsed.raw).dedup_key("U0", parsed.raw)
+            EventHead::of(parsed.raw).dedup_key("U0", parsed.raw.get())
         })
         .collect();
     assert_ne!(keys[0], keys[1]);

@@ -457,7 +457,7 @@ fn the_sample_sqs_events_are_what_the_ingress_queues() {
                     let head = shared::line::EventHead::of(&envelope.event);
                     let destination = line.destination.as_deref().unwrap_or_default();
                     (
-                        head.dedup_key(destination, &envelope.event),
+                        head.dedup_key(destination, envelope.event.get()),
                         head.conversation_id(destination),
                     )
                 }

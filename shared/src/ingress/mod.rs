@@ -10,17 +10,25 @@
 //!
 //! Any other path answers `404`, another method on a known path `405`, and a platform whose secret
 //! is not configured answers `404` on its routes.
+//!
+//! A body is read by its outline where it has the platform's shape (`outline`: each event found
+//! without being validated, then validated once as its head is read, on whichever core splits
+//! it), and by `Callback::parse` or `Notification::parse` otherwise; `split` writes the messages.
 
 mod config;
+mod outline;
 mod split;
 
 pub use config::{
     DEFAULT_ENQUEUE_BUDGET, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS, IngressConfig,
 };
-pub use split::{Split, SplitOptions, line_messages, meta_messages};
+pub use outline::{EntryOutline, LineOutline, MetaOutline, OutlinedItem};
+pub use split::{
+    LineBody, Split, SplitOptions, line_body, line_messages, line_outline_messages, meta_messages,
+    meta_outline_messages, meta_outlined,
+};
 
 use crate::clock::{self, Clock};
-use crate::line::Callback;
 use crate::meta::{MetaObject, Notification};
 use crate::platform::{MalformedBody, Platform};
 use crate::ports::{ClaimStore, EventQueue};
@@ -244,6 +252,9 @@ impl Ingress {
                         // The messages are written beside the verification (used only once it
                         // passed).
                         let read = || {
+                            if let Some(split) = meta_outlined(&body, &options, config.max_events) {
+                                return Ok(Ok(split));
+                            }
                             Notification::parse(&body)
                                 .map(|notification| meta_split(config, &notification, &options))
                         };
@@ -293,13 +304,7 @@ impl Ingress {
             ..self.split_options(body)
         };
         // The messages are written beside the verification (used only once it passed).
-        let read = || {
-            Callback::parse(body).map(|callback| {
-                let split = (callback.events.len() <= config.max_events)
-                    .then(|| line_messages(&callback, &options));
-                (callback, split)
-            })
-        };
+        let read = || line_body(body, &options, config.max_events);
         let (verified, read) = match overlapped(
             body.len(),
             || verify(Some(route.secrets), Platform::Line, headers, body),
@@ -308,11 +313,14 @@ impl Ingress {
             Ok(both) => both,
             Err(refusal) => return refusal,
         };
-        let (callback, split) = match read {
+        let LineBody {
+            destination,
+            messages: split,
+        } = match read {
             Ok(read) => read,
             Err(error) => return malformed(&error),
         };
-        let destination = callback.destination.as_deref();
+        let destination = destination.as_deref();
         let own_bot = match (route.bot_user_id, destination) {
             (Some(bot), Some(destination)) => bot == destination,
             _ => verified.allows(destination),

@@ -2,9 +2,11 @@
 //! bytes, in a form the queue takes (see [`crate::envelope`]): claim-checked when too large,
 //! base64 when it holds characters SQS refuses.
 
+use super::outline::{LineOutline, MetaOutline, OutlinedItem};
 use crate::envelope::{ClaimCheck, Envelope, Fresh, FreshContext};
 use crate::line::{Callback, EventHead};
-use crate::meta::Notification;
+use crate::meta::{ItemHead, MetaObject, Notification};
+use crate::platform::MalformedBody;
 use crate::platform::Platform;
 use crate::ports::{QueueMessage, Str};
 use crate::tenants::scoped;
@@ -58,14 +60,89 @@ pub fn line_messages(
     callback: &Callback<'_>,
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
-    let destination = callback.destination.as_deref().unwrap_or_default();
+    let texts: Vec<&str> = callback.events.iter().map(|raw| raw.get()).collect();
+    line_events(callback.destination.as_deref(), &texts, options, |text| {
+        Ok(EventHead::of_valid(text))
+    })
+}
+
+/// A LINE body's destination and messages, as the ingress reads it: from its outline where it
+/// has the platform's shape ([`LineOutline`]), else, and wherever that split fails, from
+/// [`Callback::parse`], whose answer every refusal is. No messages (`None`) when the body holds
+/// more than `max_events` events.
+pub fn line_body(
+    body: &[u8],
+    options: &SplitOptions<'_>,
+    max_events: usize,
+) -> Result<LineBody, MalformedBody> {
+    if let Some(outline) = LineOutline::read(body)
+        && outline.events.len() <= max_events
+        && let Ok(split) = line_outline_messages(&outline, options)
+    {
+        return Ok(LineBody {
+            destination: outline.destination,
+            messages: Some(Ok(split)),
+        });
+    }
+    let callback = Callback::parse(body)?;
+    let messages = (callback.events.len() <= max_events).then(|| line_messages(&callback, options));
+    Ok(LineBody {
+        destination: callback.destination,
+        messages,
+    })
+}
+
+/// What [`line_body`] read.
+#[derive(Debug)]
+pub struct LineBody {
+    pub destination: Option<String>,
+    pub messages: Option<Result<Split, serde_json::Error>>,
+}
+
+/// A Meta body's messages from its outline ([`MetaOutline`]), for an object the gateway handles
+/// and at most `max_events` items; `None` for any other body and wherever that split fails,
+/// which [`Notification::parse`] and [`meta_messages`] then answer.
+pub fn meta_outlined(body: &[u8], options: &SplitOptions<'_>, max_events: usize) -> Option<Split> {
+    let outline = MetaOutline::read(body)?;
+    if matches!(outline.object, MetaObject::Unknown(_)) || outline.item_count() > max_events {
+        return None;
+    }
+    meta_outline_messages(&outline, options).ok()
+}
+
+/// [`line_messages`] of an outlined body: each event validated as its head is read
+/// ([`EventHead::checked`]); an event that is not JSON fails the split (with serde's error).
+pub fn line_outline_messages(
+    outline: &LineOutline<'_>,
+    options: &SplitOptions<'_>,
+) -> Result<Split, serde_json::Error> {
+    line_events(
+        outline.destination.as_deref(),
+        &outline.events,
+        options,
+        EventHead::checked,
+    )
+}
+
+fn line_events(
+    destination: Option<&str>,
+    events: &[&str],
+    options: &SplitOptions<'_>,
+    head: impl Fn(&str) -> Result<EventHead, serde_json::Error> + Sync,
+) -> Result<Split, serde_json::Error> {
     in_parallel(
-        &callback.events,
-        |raw| raw.get().len(),
-        |raw, out| {
-            let head = EventHead::of(raw);
-            let key = scoped(options.tenant, head.dedup_key(destination, raw));
-            let conversation = scoped(options.tenant, head.conversation_id(destination));
+        events,
+        |text| text.len(),
+        |text, out| {
+            let head = head(text)?;
+            let key = scoped(
+                options.tenant,
+                head.dedup_key(destination.unwrap_or_default(), text),
+            );
+            let conversation = scoped(
+                options.tenant,
+                head.conversation_id(destination.unwrap_or_default()),
+            );
             let fresh = Fresh {
                 platform: Platform::Line,
                 tenant: options.tenant,
@@ -73,10 +150,8 @@ pub fn line_messages(
                 conversation: &conversation,
                 timestamp: head.timestamp,
                 received_at: options.received_at,
-                context: FreshContext::Line {
-                    destination: callback.destination.as_deref(),
-                },
-                event: raw,
+                context: FreshContext::Line { destination },
+                event: text,
             };
             place(&fresh, options, out)
         },
@@ -88,12 +163,55 @@ pub fn meta_messages(
     notification: &Notification<'_>,
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
-    let items: Vec<_> = notification.items().collect();
+    let items: Vec<_> = notification
+        .items()
+        .map(|item| OutlinedItem {
+            object: item.object,
+            entry_id: item.entry_id,
+            entry_time: item.entry_time,
+            list: item.list,
+            text: item.raw.get(),
+        })
+        .collect();
+    meta_items(&items, options, |item| {
+        Ok(ItemHead::of_valid(
+            item.object,
+            item.entry_id,
+            item.entry_time,
+            item.list,
+            item.text,
+        ))
+    })
+}
+
+/// [`meta_messages`] of an outlined body: each item validated as its head is read
+/// ([`ItemHead::checked`]); an item that is not JSON fails the split (with serde's error).
+pub fn meta_outline_messages(
+    outline: &MetaOutline<'_>,
+    options: &SplitOptions<'_>,
+) -> Result<Split, serde_json::Error> {
+    let items: Vec<_> = outline.items().collect();
+    meta_items(&items, options, |item| {
+        ItemHead::checked(
+            item.object,
+            item.entry_id,
+            item.entry_time,
+            item.list,
+            item.text,
+        )
+    })
+}
+
+fn meta_items(
+    items: &[OutlinedItem<'_>],
+    options: &SplitOptions<'_>,
+    head: impl Fn(&OutlinedItem<'_>) -> Result<ItemHead, serde_json::Error> + Sync,
+) -> Result<Split, serde_json::Error> {
     in_parallel(
-        &items,
-        |item| item.raw.get().len(),
+        items,
+        |item| item.text.len(),
         |item, out| {
-            let head = item.head();
+            let head = head(item)?;
             let key = scoped(options.tenant, head.key);
             let conversation = scoped(options.tenant, head.conversation);
             let fresh = Fresh {
@@ -109,7 +227,7 @@ pub fn meta_messages(
                     entry_time: item.entry_time,
                     list: item.list,
                 },
-                event: item.raw,
+                event: item.text,
             };
             place(&fresh, options, out)
         },
@@ -220,14 +338,14 @@ fn place(
     let conversation = push(fresh.conversation);
     let start = out.len();
     if options.refused_chars {
-        out.push_str(&fresh.envelope().encode_for_sqs()?);
+        out.push_str(&fresh.envelope()?.encode_for_sqs()?);
     } else {
         fresh.write_into(out);
     }
     let mut claim = None;
     if out.len() - start > options.max_message_bytes {
         out.truncate(start);
-        let event = fresh.event.get().as_bytes();
+        let event = fresh.event.as_bytes();
         let sha256 = hex::encode(Sha256::digest(event));
         let key_hash = hex::encode(Sha256::digest(fresh.key.as_bytes()));
         // Named by key and content: a retried request writes the same object again.
@@ -239,7 +357,7 @@ fn place(
                 sha256,
             }),
             event: RawValue::NULL,
-            ..fresh.envelope()
+            ..fresh.envelope()?
         }
         .encode()?;
         out.push_str(&pointer);

@@ -100,10 +100,26 @@ impl EventHead {
     /// small items): an event is mostly its `message`, which the scan skips 64 bytes at a time
     /// (`scan::blocks`) where serde reads it through; 100 events' heads 56 -> 44 us.
     pub fn of(raw: &RawValue) -> EventHead {
-        Self::scan(raw.get())
+        Self::of_valid(raw.get())
+    }
+
+    /// [`EventHead::of`] of an event's text known to be one valid JSON value.
+    pub(crate) fn of_valid(text: &str) -> EventHead {
+        Self::scan(text)
             .ok()
-            .or_else(|| Self::strict(raw.get()))
-            .unwrap_or_else(|| Self::of_serde(raw))
+            .or_else(|| Self::strict(text))
+            .unwrap_or_else(|| Self::of_serde_text(text))
+    }
+
+    /// [`EventHead::of`] of an event's text not yet known to be JSON, validating it: the strict
+    /// reading goes through the whole event with serde, so where it reads, the event is valid;
+    /// anywhere else serde validates it first. An event that is not valid JSON is an error, as
+    /// it is in [`Callback::parse`].
+    pub fn checked(text: &str) -> Result<EventHead, serde_json::Error> {
+        match Self::strict(text) {
+            Some(head) => Ok(head),
+            None => serde_json::from_str::<&RawValue>(text).map(Self::of),
+        }
     }
 
     /// The head of an event whose fields have the types LINE documents, read by serde in one
@@ -165,6 +181,10 @@ impl EventHead {
     /// The head as serde reads it: the definition that [`EventHead::of`]'s faster reading
     /// equals on every input (property tests and the `line_webhook` fuzz target).
     pub fn of_serde(raw: &RawValue) -> EventHead {
+        Self::of_serde_text(raw.get())
+    }
+
+    fn of_serde_text(text: &str) -> EventHead {
         #[derive(Deserialize, Default)]
         #[serde(default, rename_all = "camelCase")]
         struct Head {
@@ -175,7 +195,7 @@ impl EventHead {
             #[serde(deserialize_with = "crate::compat::lenient::option")]
             source: Option<Source>,
         }
-        let head: Head = crate::compat::object_or_default(raw.get());
+        let head: Head = crate::compat::object_or_default(text);
         EventHead {
             webhook_event_id: head.webhook_event_id,
             timestamp: head.timestamp,
@@ -184,11 +204,11 @@ impl EventHead {
     }
 
     /// The deduplication key: `line:` + `webhookEventId`, or, for an event without one, a hash
-    /// of the destination and the event's canonical JSON.
-    pub fn dedup_key(&self, destination: &str, raw: &RawValue) -> String {
+    /// of the destination and the event's canonical JSON (`event`, the event's text).
+    pub fn dedup_key(&self, destination: &str, event: &str) -> String {
         match &self.webhook_event_id {
             Some(id) if !id.is_empty() => dedup_key_for_id(id),
-            _ => key::hashed_json("line:h:", &[destination], raw.get()),
+            _ => key::hashed_json("line:h:", &[destination], event),
         }
     }
 

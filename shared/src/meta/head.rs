@@ -47,7 +47,7 @@ impl ItemHead {
         list: ItemList,
         raw: &RawValue,
     ) -> ItemHead {
-        Self::read(object, entry_id, entry_time, list, raw, false)
+        Self::read(object, entry_id, entry_time, list, raw.get(), false)
     }
 
     /// The head as serde reads it (and keys it): the definition that [`ItemHead::of_entry`]'s
@@ -59,7 +59,59 @@ impl ItemHead {
         list: ItemList,
         raw: &RawValue,
     ) -> ItemHead {
-        Self::read(object, entry_id, entry_time, list, raw, true)
+        Self::read(object, entry_id, entry_time, list, raw.get(), true)
+    }
+
+    /// [`ItemHead::of_entry`] of an item's text known to be one valid JSON value.
+    pub(crate) fn of_valid(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        text: &str,
+    ) -> ItemHead {
+        Self::read(object, entry_id, entry_time, list, text, false)
+    }
+
+    /// [`ItemHead::of_entry`] of an item's text not yet known to be JSON, validating it: the
+    /// strict reading goes through the whole item with serde, so where it reads, the item is
+    /// valid; anywhere else serde validates it first. An item that is not valid JSON is an
+    /// error, as it is in [`super::Notification::parse`].
+    pub fn checked(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        text: &str,
+    ) -> Result<ItemHead, serde_json::Error> {
+        let item = Item {
+            object,
+            entry_id,
+            entry_time,
+            text,
+        };
+        let strict = match list {
+            ItemList::Messaging | ItemList::Standby => {
+                MessagingHead::strict(text).map(|head| item.messaging(head, key::hashed_json))
+            }
+            ItemList::Changes => {
+                ChangeHead::strict(text).map(|head| item.change(head, key::hashed_json))
+            }
+        };
+        match strict {
+            Some(head) => Ok(head),
+            None => {
+                let raw: &RawValue = serde_json::from_str(text)?;
+                Ok(Self::read(
+                    object,
+                    entry_id,
+                    entry_time,
+                    list,
+                    raw.get(),
+                    false,
+                ))
+            }
+        }
     }
 
     fn read(
@@ -67,7 +119,7 @@ impl ItemHead {
         entry_id: &str,
         entry_time: Option<i64>,
         list: ItemList,
-        raw: &RawValue,
+        text: &str,
         serde: bool,
     ) -> ItemHead {
         let hashed_json = if serde {
@@ -75,43 +127,76 @@ impl ItemHead {
         } else {
             key::hashed_json
         };
-        let fallback_conversation = || key::fit_conversation(["meta:", entry_id].concat());
-        let hashed = || hashed_json("meta:h:", &[object, entry_id], raw.get());
+        let item = Item {
+            object,
+            entry_id,
+            entry_time,
+            text,
+        };
         match list {
             ItemList::Messaging | ItemList::Standby => {
                 let head = if serde {
-                    MessagingHead::read_with_serde(raw)
+                    MessagingHead::read_with_serde(text)
                 } else {
-                    MessagingHead::read(raw)
+                    MessagingHead::read(text)
                 };
-                let key = head.own_key().unwrap_or_else(hashed);
-                let conversation = head
-                    .counterpart(entry_id)
-                    .map(|user| key::fit_conversation(["meta:", entry_id, ":", user].concat()))
-                    .unwrap_or_else(fallback_conversation);
-                ItemHead {
-                    key,
-                    conversation,
-                    timestamp: head.timestamp,
-                }
+                item.messaging(head, hashed_json)
             }
             ItemList::Changes => {
                 let head = if serde {
-                    ChangeHead::read_with_serde(raw)
+                    ChangeHead::read_with_serde(text)
                 } else {
-                    ChangeHead::read(raw)
+                    ChangeHead::read(text)
                 };
-                let time = entry_time.map(|t| t.to_string()).unwrap_or_default();
-                let key = head.own_key(object, entry_id).unwrap_or_else(|| {
-                    hashed_json("meta:h:", &[object, entry_id, &time], raw.get())
-                });
-                let conversation = head.conversation().unwrap_or_else(fallback_conversation);
-                ItemHead {
-                    key,
-                    conversation,
-                    timestamp: head.timestamp_ms(),
-                }
+                item.change(head, hashed_json)
             }
+        }
+    }
+}
+
+/// An item's context and text, for keying it once its head is read.
+struct Item<'a> {
+    object: &'a str,
+    entry_id: &'a str,
+    entry_time: Option<i64>,
+    text: &'a str,
+}
+
+/// [`key::hashed_json`] or its serde definition.
+type HashedJson = fn(&str, &[&str], &str) -> String;
+
+impl Item<'_> {
+    fn fallback_conversation(&self) -> String {
+        key::fit_conversation(["meta:", self.entry_id].concat())
+    }
+
+    fn messaging(&self, head: MessagingHead<'_>, hashed_json: HashedJson) -> ItemHead {
+        let key = head
+            .own_key()
+            .unwrap_or_else(|| hashed_json("meta:h:", &[self.object, self.entry_id], self.text));
+        let conversation = head
+            .counterpart(self.entry_id)
+            .map(|user| key::fit_conversation(["meta:", self.entry_id, ":", user].concat()))
+            .unwrap_or_else(|| self.fallback_conversation());
+        ItemHead {
+            key,
+            conversation,
+            timestamp: head.timestamp,
+        }
+    }
+
+    fn change(&self, head: ChangeHead<'_>, hashed_json: HashedJson) -> ItemHead {
+        let time = self.entry_time.map(|t| t.to_string()).unwrap_or_default();
+        let key = head.own_key(self.object, self.entry_id).unwrap_or_else(|| {
+            hashed_json("meta:h:", &[self.object, self.entry_id, &time], self.text)
+        });
+        let conversation = head
+            .conversation()
+            .unwrap_or_else(|| self.fallback_conversation());
+        ItemHead {
+            key,
+            conversation,
+            timestamp: head.timestamp_ms(),
         }
     }
 }
@@ -172,10 +257,10 @@ struct EditHead<'a> {
 }
 
 impl<'a> MessagingHead<'a> {
-    fn read(raw: &'a RawValue) -> MessagingHead<'a> {
-        Self::strict(raw.get())
-            .or_else(|| Self::scan(raw.get()).ok())
-            .unwrap_or_else(|| Self::read_with_serde(raw))
+    fn read(text: &'a str) -> MessagingHead<'a> {
+        Self::strict(text)
+            .or_else(|| Self::scan(text).ok())
+            .unwrap_or_else(|| Self::read_with_serde(text))
     }
 
     /// The head of an item whose fields have the types Meta documents, read by serde in one
@@ -244,8 +329,8 @@ impl<'a> MessagingHead<'a> {
         })
     }
 
-    fn read_with_serde(raw: &RawValue) -> MessagingHead<'a> {
-        crate::compat::object_or_default(raw.get())
+    fn read_with_serde(text: &str) -> MessagingHead<'a> {
+        crate::compat::object_or_default(text)
     }
 
     /// The head read without building values ([`crate::scan`]).
@@ -448,10 +533,10 @@ impl WaItemHead<'_> {
 }
 
 impl<'a> ChangeHead<'a> {
-    fn read(raw: &'a RawValue) -> ChangeHead<'a> {
-        Self::strict(raw.get())
-            .or_else(|| Self::scan(raw.get()).ok())
-            .unwrap_or_else(|| Self::read_with_serde(raw))
+    fn read(text: &'a str) -> ChangeHead<'a> {
+        Self::strict(text)
+            .or_else(|| Self::scan(text).ok())
+            .unwrap_or_else(|| Self::read_with_serde(text))
     }
 
     /// The head of a change whose fields have the types Meta documents (ids as strings,
@@ -537,8 +622,8 @@ impl<'a> ChangeHead<'a> {
         })
     }
 
-    fn read_with_serde(raw: &RawValue) -> ChangeHead<'a> {
-        crate::compat::object_or_default(raw.get())
+    fn read_with_serde(text: &str) -> ChangeHead<'a> {
+        crate::compat::object_or_default(text)
     }
 
     /// The head read without building values ([`crate::scan`]).

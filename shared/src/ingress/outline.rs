@@ -1,0 +1,288 @@
+//! A request body's outline: its envelope read and where each event lies, the events themselves
+//! not yet validated. Each is validated once, by the reading of its head
+//! ([`EventHead::checked`](crate::line::EventHead::checked),
+//! [`ItemHead::checked`](crate::meta::ItemHead::checked)), on whichever core splits it, where
+//! [`Callback::parse`](crate::line::Callback::parse) and
+//! [`Notification::parse`](crate::meta::Notification::parse) validate every event on one core
+//! before the heads read it again (issue 20: a third of the Meta batch's work).
+//!
+//! Only bodies of the shape the platforms send are outlined: the envelope's own members, each
+//! once, keys without escapes, scalars where the envelope has scalars. Any other body gets no
+//! outline and is read by `parse`; so is one whose outline holds an event that is not JSON, so
+//! that every refusal is `parse`'s own. Where both read a body, they read the same: the
+//! envelope's scalars through the same serde readers, each event's exact text (a property test
+//! and the fuzz targets compare the two).
+
+use crate::compat::{flexible_id, lenient};
+use crate::meta::{ItemList, MetaObject};
+use crate::scan::{skip_ws, string_end_escaped, value_end};
+use serde::Deserialize;
+use serde_json::de::StrRead;
+
+/// A LINE body's outline.
+#[derive(Debug)]
+pub struct LineOutline<'a> {
+    /// As [`Callback::destination`](crate::line::Callback::destination).
+    pub destination: Option<String>,
+    /// Each event's text.
+    pub events: Vec<&'a str>,
+}
+
+impl<'a> LineOutline<'a> {
+    /// The outline of `{"destination": …, "events": […]}`; `None` for any other body.
+    pub fn read(body: &'a [u8]) -> Option<LineOutline<'a>> {
+        let mut reader = Reader::new(body)?;
+        let (mut destination, mut events) = (None, None);
+        reader.members(|reader, key| match key {
+            "destination" if destination.is_none() => {
+                destination = Some(reader.scalar(|de| lenient::option::<_, String>(de))?);
+                Some(())
+            }
+            "events" if events.is_none() => {
+                events = Some(reader.values()?);
+                Some(())
+            }
+            _ => None,
+        })?;
+        reader.end()?;
+        Some(LineOutline {
+            destination: destination.flatten(),
+            events: events?,
+        })
+    }
+}
+
+/// A Meta body's outline.
+#[derive(Debug)]
+pub struct MetaOutline<'a> {
+    pub object: MetaObject,
+    pub entries: Vec<EntryOutline<'a>>,
+}
+
+/// One entry of a [`MetaOutline`], as [`crate::meta::Entry`] with each item's text.
+#[derive(Debug, Default)]
+pub struct EntryOutline<'a> {
+    pub id: Option<String>,
+    pub time: Option<i64>,
+    pub messaging: Vec<&'a str>,
+    pub standby: Vec<&'a str>,
+    pub changes: Vec<&'a str>,
+}
+
+/// One item of a [`MetaOutline`] with the context it came in.
+#[derive(Debug, Clone, Copy)]
+pub struct OutlinedItem<'a> {
+    pub object: &'a str,
+    pub entry_id: &'a str,
+    pub entry_time: Option<i64>,
+    pub list: ItemList,
+    pub text: &'a str,
+}
+
+impl<'a> MetaOutline<'a> {
+    /// The outline of `{"object": …, "entry": [{"id": …, "time": …, "messaging": […], …}]}`;
+    /// `None` for any other body.
+    pub fn read(body: &'a [u8]) -> Option<MetaOutline<'a>> {
+        let mut reader = Reader::new(body)?;
+        let (mut object, mut entries) = (None, None);
+        reader.members(|reader, key| match key {
+            "object" if object.is_none() => {
+                object = Some(reader.scalar(|de| MetaObject::deserialize(de))?);
+                Some(())
+            }
+            "entry" if entries.is_none() => {
+                let mut list = Vec::new();
+                reader.items(|reader| {
+                    list.push(EntryOutline::read(reader)?);
+                    Some(())
+                })?;
+                entries = Some(list);
+                Some(())
+            }
+            _ => None,
+        })?;
+        reader.end()?;
+        Some(MetaOutline {
+            object: object?,
+            entries: entries?,
+        })
+    }
+
+    /// Every item of every entry, in the order of [`crate::meta::Notification::items`].
+    pub fn items(&self) -> impl Iterator<Item = OutlinedItem<'_>> + '_ {
+        let object = self.object.as_str();
+        self.entries.iter().flat_map(move |entry| {
+            let lists = [
+                (ItemList::Messaging, &entry.messaging),
+                (ItemList::Standby, &entry.standby),
+                (ItemList::Changes, &entry.changes),
+            ];
+            lists.into_iter().flat_map(move |(list, items)| {
+                items.iter().map(move |text| OutlinedItem {
+                    object,
+                    entry_id: entry.id.as_deref().unwrap_or(""),
+                    entry_time: entry.time,
+                    list,
+                    text,
+                })
+            })
+        })
+    }
+
+    /// The number of items.
+    pub fn item_count(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| e.messaging.len() + e.standby.len() + e.changes.len())
+            .sum()
+    }
+}
+
+impl<'a> EntryOutline<'a> {
+    fn read(reader: &mut Reader<'a>) -> Option<EntryOutline<'a>> {
+        let mut entry = EntryOutline::default();
+        let mut seen = [false; 5];
+        reader.members(|reader, key| {
+            let index = ["id", "time", "messaging", "standby", "changes"]
+                .iter()
+                .position(|name| *name == key)?;
+            if std::mem::replace(&mut seen[index], true) {
+                return None;
+            }
+            match index {
+                0 => entry.id = reader.scalar(|de| flexible_id(de))?,
+                1 => entry.time = reader.scalar(|de| lenient::number(de))?,
+                2 => entry.messaging = reader.values()?,
+                3 => entry.standby = reader.values()?,
+                _ => entry.changes = reader.values()?,
+            }
+            Some(())
+        })?;
+        Some(entry)
+    }
+}
+
+/// The body's text, read from the front.
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of UTF-8 text (`parse` refuses other bodies where it reads, and may accept
+    /// them where it skips: not a body to outline).
+    fn new(body: &'a [u8]) -> Option<Reader<'a>> {
+        Some(Reader {
+            text: std::str::from_utf8(body).ok()?,
+            at: 0,
+        })
+    }
+
+    /// The next byte after white space, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        self.at = skip_ws(self.text.as_bytes(), self.at);
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// Nothing but white space left.
+    fn end(&mut self) -> Option<()> {
+        self.peek().is_none().then_some(())
+    }
+
+    /// The next value's text, not validated: where it starts is checked, where it ends found
+    /// as it would end if valid (its reader validates it).
+    fn value(&mut self) -> Option<&'a str> {
+        let start = skip_ws(self.text.as_bytes(), self.at);
+        if !matches!(
+            self.text.as_bytes().get(start)?,
+            b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+        ) {
+            return None;
+        }
+        let end = value_end(self.text.as_bytes(), start);
+        let value = self
+            .text
+            .get(start..end)
+            .filter(|value| !value.is_empty())?;
+        self.at = end;
+        Some(value)
+    }
+
+    /// A scalar read by `read`, as serde reads the member in `parse`. Objects and arrays are
+    /// left to `parse`: there they sit a few levels deep, where serde's nesting limit is lower.
+    fn scalar<T>(
+        &mut self,
+        read: impl FnOnce(&mut serde_json::Deserializer<StrRead<'a>>) -> serde_json::Result<T>,
+    ) -> Option<T> {
+        let text = self.value()?;
+        if matches!(text.as_bytes().first(), Some(b'{' | b'[')) {
+            return None;
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let value = read(&mut deserializer).ok()?;
+        deserializer.end().ok()?;
+        Some(value)
+    }
+
+    /// An array's values' texts.
+    fn values(&mut self) -> Option<Vec<&'a str>> {
+        let mut values = Vec::new();
+        self.items(|reader| {
+            values.push(reader.value()?);
+            Some(())
+        })?;
+        Some(values)
+    }
+
+    /// `[` item, … `]`, each item read by `item`.
+    fn items(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `{` key: member, … `}`, each member read by `member` given its key (without escapes).
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let (end, escaped) = string_end_escaped(self.text.as_bytes(), self.at);
+            if escaped {
+                return None;
+            }
+            let key = self.text.get(self.at + 1..end.checked_sub(1)?)?;
+            self.at = end;
+            self.eat(b':')?;
+            member(self, key)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
