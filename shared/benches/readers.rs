@@ -13,8 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use serde::de::IgnoredAny;
 use sha2::Sha256;
-use shared::ingress::{SplitOptions, line_body, meta_messages, meta_outlined, overlapped};
-use shared::meta::Notification;
+use shared::ingress::{SplitOptions, line_body, meta_body, overlapped};
 use shared::signature::{Secrets, verify_line, verify_meta};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -120,17 +119,7 @@ fn readers(c: &mut Criterion) {
                     let (_, split) = overlapped(
                         bytes.len(),
                         || verify_meta(&secrets, bytes, signature),
-                        || {
-                            meta_outlined(bytes, &options, usize::MAX).map_or_else(
-                                || {
-                                    meta_messages(
-                                        &Notification::parse(bytes).expect("body"),
-                                        &options,
-                                    )
-                                },
-                                Ok,
-                            )
-                        },
+                        || meta_body(bytes, &options).expect("body"),
                     )
                     .expect("verified");
                     black_box(split.expect("split"))

@@ -12,10 +12,7 @@
 //! cargo run --release -p shared --example ingress_alone -- target/peers
 //! ```
 
-use shared::ingress::{
-    OVERLAP_MIN_BYTES, SplitOptions, line_body, meta_messages, meta_outlined, overlapped,
-};
-use shared::meta::Notification;
+use shared::ingress::{OVERLAP_MIN_BYTES, SplitOptions, line_body, meta_body, overlapped};
 use shared::signature::{Secrets, sign_line, verify_line, verify_meta};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -73,13 +70,7 @@ fn main() {
                 || verify_meta(&secrets, &bytes, Some(signature.as_bytes())),
                 || {
                     let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
-                    meta_outlined(&bytes, &options, usize::MAX).map_or_else(
-                        || {
-                            let notification = Notification::parse(&bytes).expect("body");
-                            meta_messages(&notification, &options)
-                        },
-                        Ok,
-                    )
+                    meta_body(&bytes, &options).expect("envelope")
                 },
             )
             .expect("verified")

@@ -12,8 +12,7 @@
 use hmac::{Hmac, Mac};
 use serde::de::IgnoredAny;
 use sha2::Sha256;
-use shared::ingress::{SplitOptions, line_body, meta_messages, meta_outlined, overlapped};
-use shared::meta::Notification;
+use shared::ingress::{SplitOptions, line_body, meta_body, overlapped};
 use shared::signature::{Secrets, verify_line, verify_meta};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -110,13 +109,7 @@ fn main() {
                     || verify_meta(&secrets, &bytes, Some(signature)),
                     || {
                         let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
-                        meta_outlined(&bytes, &options, usize::MAX).map_or_else(
-                            || {
-                                let notification = Notification::parse(&bytes).expect("envelope");
-                                meta_messages(&notification, &options)
-                            },
-                            Ok,
-                        )
+                        meta_body(&bytes, &options).expect("envelope")
                     },
                 )
                 .expect("verified");

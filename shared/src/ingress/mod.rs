@@ -24,8 +24,8 @@ pub use config::{
 };
 pub use outline::{EntryOutline, LineOutline, MetaOutline, OutlinedItem};
 pub use split::{
-    LineBody, Split, SplitOptions, line_body, line_messages, line_outline_messages, meta_messages,
-    meta_outline_messages, meta_outlined,
+    LineBody, Split, SplitOptions, line_body, line_messages, line_outline_messages, meta_body,
+    meta_messages, meta_outline_messages, meta_outlined,
 };
 
 use crate::clock::{self, Clock};

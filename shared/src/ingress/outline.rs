@@ -14,7 +14,7 @@
 //! and the fuzz targets compare the two).
 
 use crate::compat::{flexible_id, lenient};
-use crate::meta::{ItemList, MetaObject};
+use crate::meta::{ItemList, MetaObject, in_list_order};
 use crate::scan::{skip_ws, string_end_escaped, value_end};
 use serde::Deserialize;
 use serde_json::de::StrRead;
@@ -112,20 +112,15 @@ impl<'a> MetaOutline<'a> {
     pub fn items(&self) -> impl Iterator<Item = OutlinedItem<'_>> + '_ {
         let object = self.object.as_str();
         self.entries.iter().flat_map(move |entry| {
-            let lists = [
-                (ItemList::Messaging, &entry.messaging),
-                (ItemList::Standby, &entry.standby),
-                (ItemList::Changes, &entry.changes),
-            ];
-            lists.into_iter().flat_map(move |(list, items)| {
-                items.iter().map(move |text| OutlinedItem {
+            in_list_order(&entry.messaging, &entry.standby, &entry.changes).map(
+                move |(list, text)| OutlinedItem {
                     object,
                     entry_id: entry.id.as_deref().unwrap_or(""),
                     entry_time: entry.time,
                     list,
                     text,
-                })
-            })
+                },
+            )
         })
     }
 

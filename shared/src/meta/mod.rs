@@ -125,20 +125,15 @@ impl<'a> Notification<'a> {
     pub fn items(&self) -> impl Iterator<Item = RawItem<'_>> + '_ {
         let object = self.object.as_str();
         self.entries.iter().flat_map(move |entry| {
-            let lists = [
-                (ItemList::Messaging, &entry.messaging),
-                (ItemList::Standby, &entry.standby),
-                (ItemList::Changes, &entry.changes),
-            ];
-            lists.into_iter().flat_map(move |(list, items)| {
-                items.iter().map(move |raw| RawItem {
+            in_list_order(&entry.messaging, &entry.standby, &entry.changes).map(
+                move |(list, raw)| RawItem {
                     object,
                     entry_id: entry.id_or_empty(),
                     entry_time: entry.time,
                     list,
                     raw,
-                })
-            })
+                },
+            )
         })
     }
 
@@ -149,6 +144,22 @@ impl<'a> Notification<'a> {
             .map(|e| e.messaging.len() + e.standby.len() + e.changes.len())
             .sum()
     }
+}
+
+/// An entry's items with their list, in the order the gateway reads them: `messaging[]`,
+/// `standby[]`, `changes[]`.
+pub(crate) fn in_list_order<'e, T>(
+    messaging: &'e [T],
+    standby: &'e [T],
+    changes: &'e [T],
+) -> impl Iterator<Item = (ItemList, &'e T)> + 'e {
+    [
+        (ItemList::Messaging, messaging),
+        (ItemList::Standby, standby),
+        (ItemList::Changes, changes),
+    ]
+    .into_iter()
+    .flat_map(|(list, items)| items.iter().map(move |item| (list, item)))
 }
 
 /// One item of a notification with the context it came in.
