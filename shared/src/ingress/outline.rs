@@ -14,7 +14,7 @@
 //! and the fuzz targets compare the two).
 
 use crate::compat::{flexible_id, lenient};
-use crate::meta::{ItemList, MetaObject, in_list_order};
+use crate::meta::{MetaObject, RawItem, entry_items};
 use crate::scan::{skip_ws, string_end_escaped, value_end};
 use serde::Deserialize;
 use serde_json::de::StrRead;
@@ -69,15 +69,8 @@ pub struct EntryOutline<'a> {
     pub changes: Vec<&'a str>,
 }
 
-/// One item of a [`MetaOutline`] with the context it came in.
-#[derive(Debug, Clone, Copy)]
-pub struct OutlinedItem<'a> {
-    pub object: &'a str,
-    pub entry_id: &'a str,
-    pub entry_time: Option<i64>,
-    pub list: ItemList,
-    pub text: &'a str,
-}
+/// One item of a [`MetaOutline`] with the context it came in, its text not yet validated.
+pub type OutlinedItem<'a> = RawItem<'a, &'a str>;
 
 impl<'a> MetaOutline<'a> {
     /// The outline of `{"object": …, "entry": [{"id": …, "time": …, "messaging": […], …}]}`;
@@ -112,15 +105,8 @@ impl<'a> MetaOutline<'a> {
     pub fn items(&self) -> impl Iterator<Item = OutlinedItem<'_>> + '_ {
         let object = self.object.as_str();
         self.entries.iter().flat_map(move |entry| {
-            in_list_order(&entry.messaging, &entry.standby, &entry.changes).map(
-                move |(list, text)| OutlinedItem {
-                    object,
-                    entry_id: entry.id.as_deref().unwrap_or(""),
-                    entry_time: entry.time,
-                    list,
-                    text,
-                },
-            )
+            let lists = [&entry.messaging[..], &entry.standby, &entry.changes];
+            entry_items(object, entry.id.as_deref().unwrap_or(""), entry.time, lists)
         })
     }
 

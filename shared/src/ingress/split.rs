@@ -182,7 +182,7 @@ pub fn meta_messages(
             entry_id: item.entry_id,
             entry_time: item.entry_time,
             list: item.list,
-            text: item.raw.get(),
+            raw: item.raw.get(),
         })
         .collect();
     meta_items(&items, options, |item| {
@@ -191,7 +191,7 @@ pub fn meta_messages(
             item.entry_id,
             item.entry_time,
             item.list,
-            item.text,
+            item.raw,
         ))
     })
 }
@@ -209,7 +209,7 @@ pub fn meta_outline_messages(
             item.entry_id,
             item.entry_time,
             item.list,
-            item.text,
+            item.raw,
         )
     })
 }
@@ -221,7 +221,7 @@ fn meta_items(
 ) -> Result<Split, serde_json::Error> {
     in_parallel(
         items,
-        |item| item.text.len(),
+        |item| item.raw.len(),
         |item, out| {
             let head = head(item)?;
             let key = scoped(options.tenant, head.key);
@@ -239,7 +239,7 @@ fn meta_items(
                     entry_time: item.entry_time,
                     list: item.list,
                 },
-                event: item.text,
+                event: item.raw,
             };
             place(&fresh, options, out)
         },

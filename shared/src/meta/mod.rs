@@ -125,15 +125,8 @@ impl<'a> Notification<'a> {
     pub fn items(&self) -> impl Iterator<Item = RawItem<'_>> + '_ {
         let object = self.object.as_str();
         self.entries.iter().flat_map(move |entry| {
-            in_list_order(&entry.messaging, &entry.standby, &entry.changes).map(
-                move |(list, raw)| RawItem {
-                    object,
-                    entry_id: entry.id_or_empty(),
-                    entry_time: entry.time,
-                    list,
-                    raw,
-                },
-            )
+            let lists = [&entry.messaging[..], &entry.standby, &entry.changes];
+            entry_items(object, entry.id_or_empty(), entry.time, lists)
         })
     }
 
@@ -146,30 +139,40 @@ impl<'a> Notification<'a> {
     }
 }
 
-/// An entry's items with their list, in the order the gateway reads them: `messaging[]`,
+/// An entry's items with their context, in the order the gateway reads its lists: `messaging[]`,
 /// `standby[]`, `changes[]`.
-pub(crate) fn in_list_order<'e, T>(
-    messaging: &'e [T],
-    standby: &'e [T],
-    changes: &'e [T],
-) -> impl Iterator<Item = (ItemList, &'e T)> + 'e {
+pub(crate) fn entry_items<'e, E: Copy>(
+    object: &'e str,
+    entry_id: &'e str,
+    entry_time: Option<i64>,
+    [messaging, standby, changes]: [&'e [E]; 3],
+) -> impl Iterator<Item = RawItem<'e, E>> + 'e {
     [
         (ItemList::Messaging, messaging),
         (ItemList::Standby, standby),
         (ItemList::Changes, changes),
     ]
     .into_iter()
-    .flat_map(|(list, items)| items.iter().map(move |item| (list, item)))
+    .flat_map(move |(list, items)| {
+        items.iter().map(move |raw| RawItem {
+            object,
+            entry_id,
+            entry_time,
+            list,
+            raw: *raw,
+        })
+    })
 }
 
-/// One item of a notification with the context it came in.
+/// One item of a notification with the context it came in: its exact bytes as a validated
+/// `&RawValue`, or (an outlined body's item, `RawItem<&str>`) as text validated later.
 #[derive(Debug, Clone, Copy)]
-pub struct RawItem<'a> {
+pub struct RawItem<'a, E = &'a RawValue> {
     pub object: &'a str,
     pub entry_id: &'a str,
     pub entry_time: Option<i64>,
     pub list: ItemList,
-    pub raw: &'a RawValue,
+    pub raw: E,
 }
 
 /// A typed item: a messaging event, or a `{field, value}` change.
@@ -236,7 +239,7 @@ impl Item {
     }
 }
 
-impl RawItem<'_> {
+impl RawItem<'_, &RawValue> {
     /// The typed view of this item.
     pub fn typed(&self) -> Result<Item, serde_json::Error> {
         Item::parse(self.object, self.list, self.raw.get())
