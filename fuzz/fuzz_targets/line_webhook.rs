@@ -31,7 +31,7 @@ fuzz_target!(|body: &[u8]| {
     let messages = &split.messages;
     assert_eq!(messages.len(), callback.events.len());
     for (message, raw) in messages.iter().zip(&callback.events) {
-        let envelope = Envelope::decode(&message.body).expect("our own envelope decodes");
+        let envelope = Envelope::decode(message.body()).expect("our own envelope decodes");
         match &envelope.claim {
             None => assert_eq!(envelope.event.get(), raw.get(), "exact bytes"),
             Some(claim) => {
@@ -41,14 +41,14 @@ fuzz_target!(|body: &[u8]| {
         }
         let head = EventHead::of(raw);
         let destination = callback.destination.as_deref().unwrap_or_default();
-        assert_eq!(message.key, head.dedup_key(destination, raw.get()));
+        assert_eq!(message.key(), head.dedup_key(destination, raw.get()));
         // The fast reading of the head equals its definition, serde's reading.
         assert_eq!(head, EventHead::of_serde(raw), "head");
         let serde_key = match head.webhook_event_id.as_deref() {
             Some(id) if !id.is_empty() => format!("line:{id}"),
             _ => shared::key::hashed_json_serde("line:h:", &[destination], raw.get()),
         };
-        assert_eq!(message.key, serde_key, "key");
+        assert_eq!(message.key(), serde_key, "key");
     }
     for parsed in callback.events() {
         if let Ok(event) = parsed.event {

@@ -27,7 +27,7 @@ fuzz_target!(|body: &[u8]| {
     let messages = &split.messages;
     assert_eq!(messages.len(), notification.item_count());
     for (message, item) in messages.iter().zip(notification.items()) {
-        let envelope = Envelope::decode(&message.body).expect("our own envelope decodes");
+        let envelope = Envelope::decode(message.body()).expect("our own envelope decodes");
         match &envelope.claim {
             None => assert_eq!(envelope.event.get(), item.raw.get(), "exact bytes"),
             Some(claim) => {
@@ -37,7 +37,7 @@ fuzz_target!(|body: &[u8]| {
         }
         // The fast reading of the head equals its definition, serde's reading.
         let serde_head = ItemHead::of_entry_serde(item.object, item.entry_id, item.entry_time, item.list, item.raw);
-        assert_eq!(message.key, serde_head.key, "key");
+        assert_eq!(message.key(), serde_head.key, "key");
         assert_eq!(item.head(), serde_head, "head");
         let _ = item.typed();
     }

@@ -111,10 +111,10 @@ fn lanes(messages: &[QueueMessage], fifo: bool) -> Vec<Lane> {
     let mut by_group: HashMap<&str, usize> = HashMap::new();
     let mut lanes: Vec<Lane> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
-        match by_group.get(&*message.conversation) {
+        match by_group.get(message.conversation()) {
             Some(&at) => lanes[at].pending.push_back(index),
             None => {
-                by_group.insert(&message.conversation, lanes.len());
+                by_group.insert(message.conversation(), lanes.len());
                 lanes.push(lane(index));
             }
         }
@@ -285,7 +285,7 @@ mod tests {
             self.fifo
         }
         fn entry_bytes(&self, message: &QueueMessage) -> usize {
-            message.body.len()
+            message.body().len()
         }
         async fn send_batch(
             &self,
@@ -294,7 +294,7 @@ mod tests {
         ) -> Result<Vec<(usize, EntryFailure)>, String> {
             let first = {
                 let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-                calls.push(entries.iter().map(|m| m.key.to_string()).collect());
+                calls.push(entries.iter().map(|m| m.key().to_owned()).collect());
                 calls.len() == 1
             };
             if first {
@@ -303,7 +303,7 @@ mod tests {
             let mut failures = Vec::new();
             for (i, message) in entries.iter().enumerate() {
                 let mut fail_once = self.fail_once.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(at) = fail_once.iter().position(|k| *k == message.key) {
+                if let Some(at) = fail_once.iter().position(|k| k == message.key()) {
                     fail_once.remove(at);
                     failures.push((i, EntryFailure::Retry("ServiceUnavailable".into())));
                     continue;
@@ -311,19 +311,14 @@ mod tests {
                 self.stored
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(message.key.to_string());
+                    .push(message.key().to_owned());
             }
             Ok(failures)
         }
     }
 
     fn message(key: &str, conversation: &str, bytes: usize) -> QueueMessage {
-        QueueMessage {
-            key: key.into(),
-            conversation: conversation.into(),
-            platform: Platform::Meta,
-            body: "x".repeat(bytes).into(),
-        }
+        QueueMessage::new(key, conversation, Platform::Meta, &"x".repeat(bytes))
     }
 
     fn deadline() -> Instant {
@@ -431,7 +426,7 @@ mod tests {
                 false
             }
             fn entry_bytes(&self, message: &QueueMessage) -> usize {
-                message.body.len()
+                message.body().len()
             }
             async fn send_batch(
                 &self,

@@ -7,34 +7,72 @@ pub use bytes_utils::Str;
 use tokio::time::Instant;
 
 /// One message for the event queue: an encoded [`crate::envelope::Envelope`] and what the queue
-/// needs to route and deduplicate it. Its strings are shared text ([`Str`]): the ingress writes
-/// the messages of many events into one buffer and each message holds its ranges of it, where
-/// three strings of their own per event cost most of a large request's time in the allocator.
-#[derive(Debug, Clone, PartialEq)]
+/// needs to route and deduplicate it. Its three strings are one shared text ([`Str`]): the
+/// ingress writes the messages of many events into one buffer and each message holds its range
+/// of it, where three strings of their own per event cost most of a large request's time in the
+/// allocator, and three shared ones three reference counts each.
+#[derive(Clone, PartialEq)]
 pub struct QueueMessage {
-    /// The event's deduplication key (a FIFO queue's deduplication id).
-    pub key: Str,
-    /// The event's conversation (a FIFO queue's message group id).
-    pub conversation: Str,
+    /// Key, conversation and body, one after the other.
+    text: Str,
+    key_end: usize,
+    conversation_end: usize,
     pub platform: Platform,
-    /// The encoded envelope.
-    pub body: Str,
 }
 
 impl QueueMessage {
-    /// A message of strings of its own.
-    pub fn new(
-        key: impl Into<Str>,
-        conversation: impl Into<Str>,
+    /// A message of one text of its own.
+    pub fn new(key: &str, conversation: &str, platform: Platform, body: &str) -> QueueMessage {
+        QueueMessage {
+            text: Str::from([key, conversation, body].concat()),
+            key_end: key.len(),
+            conversation_end: key.len() + conversation.len(),
+            platform,
+        }
+    }
+
+    /// A message whose key, conversation and body lie one after the other in `text`, the
+    /// first two ending at `key_end` and `conversation_end` (character boundaries).
+    pub(crate) fn in_text(
+        text: Str,
+        key_end: usize,
+        conversation_end: usize,
         platform: Platform,
-        body: impl Into<Str>,
     ) -> QueueMessage {
         QueueMessage {
-            key: key.into(),
-            conversation: conversation.into(),
+            text,
+            key_end,
+            conversation_end,
             platform,
-            body: body.into(),
         }
+    }
+
+    /// The event's deduplication key (a FIFO queue's deduplication id).
+    pub fn key(&self) -> &str {
+        self.text.get(..self.key_end).unwrap_or_default()
+    }
+
+    /// The event's conversation (a FIFO queue's message group id).
+    pub fn conversation(&self) -> &str {
+        self.text
+            .get(self.key_end..self.conversation_end)
+            .unwrap_or_default()
+    }
+
+    /// The encoded envelope.
+    pub fn body(&self) -> &str {
+        self.text.get(self.conversation_end..).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for QueueMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueMessage")
+            .field("key", &self.key())
+            .field("conversation", &self.conversation())
+            .field("platform", &self.platform)
+            .field("body", &self.body())
+            .finish()
     }
 }
 

@@ -89,7 +89,7 @@ fn envelopes(queue: &MemoryQueue) -> Vec<Envelope> {
     queue
         .messages()
         .iter()
-        .map(|m| Envelope::decode(&m.body).expect("envelope"))
+        .map(|m| Envelope::decode(m.body()).expect("envelope"))
         .collect()
 }
 
@@ -126,8 +126,8 @@ async fn line_events_are_queued_one_message_each_byte_for_byte() {
         );
         assert!(envelope.meta.is_none());
         assert!(envelope.received_at > 1_700_000_000_000);
-        assert_eq!(messages[i].key, envelope.key);
-        assert_eq!(messages[i].conversation, envelope.conversation);
+        assert_eq!(messages[i].key(), envelope.key);
+        assert_eq!(messages[i].conversation(), envelope.conversation);
         assert_eq!(messages[i].platform, Platform::Line);
     }
     assert_eq!(envelopes[0].key, "line:01J1");
@@ -556,7 +556,7 @@ async fn an_event_too_large_for_a_message_is_stored_by_claim_check_before_the_20
     assert_eq!(claim.bytes, big.len());
     assert_eq!(envelopes[0].event.get(), "null");
     assert_eq!(envelopes[0].key, "line:01J1");
-    assert!(queue.messages()[0].body.len() < 1_000);
+    assert!(queue.messages()[0].body().len() < 1_000);
     let stored = claims
         .get(&claim.object)
         .await
@@ -631,9 +631,9 @@ async fn characters_sqs_refuses_are_queued_in_a_form_it_takes_and_read_back_exac
     );
     for message in queue.messages() {
         assert!(
-            shared::adapters::memory::sqs_accepts(&message.body),
+            shared::adapters::memory::sqs_accepts(message.body()),
             "{:?}",
-            message.body
+            message.body()
         );
     }
     let envelopes = envelopes(&queue);
@@ -676,7 +676,7 @@ async fn the_envelope_is_plain_json_a_consumer_can_read() {
     let (ingress, queue) = gateway();
     let body = line_body(&[line_event("1", "Ua", 5, "")]);
     ingress.handle_request(line_post(body.as_bytes())).await;
-    let message: Value = serde_json::from_str(&queue.messages()[0].body).expect("json");
+    let message: Value = serde_json::from_str(queue.messages()[0].body()).expect("json");
     assert_eq!(message["version"], 1);
     assert_eq!(message["platform"], "line");
     assert_eq!(message["key"], "line:01J1");
@@ -822,11 +822,11 @@ fn every_message_holds_its_own_events_strings_across_runs_and_claims() {
     assert_eq!(split.messages.len(), items.len());
     let mut claims = split.claims.iter();
     for (i, (message, item)) in split.messages.iter().zip(&items).enumerate() {
-        let envelope = Envelope::decode(&message.body).expect("envelope");
-        assert_eq!(message.key, format!("acme/meta:m_{i}"));
-        assert_eq!(message.key, envelope.key);
-        assert_eq!(message.conversation, format!("acme/meta:P:U{}", i % 37));
-        assert_eq!(message.conversation, envelope.conversation);
+        let envelope = Envelope::decode(message.body()).expect("envelope");
+        assert_eq!(message.key(), format!("acme/meta:m_{i}"));
+        assert_eq!(message.key(), envelope.key);
+        assert_eq!(message.conversation(), format!("acme/meta:P:U{}", i % 37));
+        assert_eq!(message.conversation(), envelope.conversation);
         assert_eq!(message.platform, Platform::Meta);
         match &envelope.claim {
             Some(claim) => {

@@ -587,7 +587,7 @@ async fn every_peer_body_is_accepted_queued_byte_for_byte_and_typed_as_its_manif
         let expected_events = expect["events"].as_array().cloned().unwrap_or_default();
         for (index, message) in messages.iter().enumerate() {
             events += 1;
-            let envelope = Envelope::decode(&message.body).expect("our envelope");
+            let envelope = Envelope::decode(message.body()).expect("our envelope");
             if envelope.event.get() != raw[index] {
                 problems.push(format!(
                     "{id}[{index}]: the queued event is not the bytes received"
@@ -731,7 +731,7 @@ async fn every_peer_body_is_served_on_its_tenants_url_and_refused_on_anothers() 
         let own = ingress.handle_request(post("own")).await.response.status();
         let queued = queue.drain();
         let stamped = queued.iter().all(|m| {
-            let envelope = Envelope::decode(&m.body).expect("envelope");
+            let envelope = Envelope::decode(m.body()).expect("envelope");
             envelope.tenant.as_deref() == Some("own") && envelope.key.starts_with("own/")
         });
         if own != 200 || Some(queued.len() as u64) != expect["count"].as_u64() || !stamped {

@@ -74,7 +74,7 @@ async fn send(route: &str, body: &[u8]) -> (u16, Vec<Outcome>) {
         .messages()
         .iter()
         .map(|m| {
-            let envelope = Envelope::decode(&m.body).expect("our envelope");
+            let envelope = Envelope::decode(m.body()).expect("our envelope");
             let event = BotEvent::from_envelope(envelope.clone(), tokio::time::Instant::now());
             Outcome {
                 key: envelope.key,

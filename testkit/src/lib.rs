@@ -397,7 +397,7 @@ pub fn queued_whatsapp(changes: &[serde_json::Value]) -> Vec<String> {
         .expect("messages")
         .messages
         .into_iter()
-        .map(|m| m.body.to_string())
+        .map(|m| m.body().to_owned())
         .collect()
 }
 
@@ -411,6 +411,6 @@ pub fn queued_line_events(events: &[serde_json::Value]) -> Vec<String> {
         .expect("messages")
         .messages
         .into_iter()
-        .map(|m| m.body.to_string())
+        .map(|m| m.body().to_owned())
         .collect()
 }

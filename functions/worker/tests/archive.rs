@@ -248,7 +248,7 @@ fn records(messages: &[QueueMessage]) -> Vec<QueueRecord> {
     messages
         .iter()
         .enumerate()
-        .map(|(i, m)| QueueRecord::new(format!("q{i}"), m.body.to_string()))
+        .map(|(i, m)| QueueRecord::new(format!("q{i}"), m.body().to_string()))
         .collect()
 }
 
@@ -632,7 +632,7 @@ async fn follow_stores_the_profile(setup: Setup) {
     );
     let profiles = setup
         .store
-        .profiles(&queue[0].conversation, now_ms())
+        .profiles(queue[0].conversation(), now_ms())
         .await
         .expect("profiles");
     assert_eq!(profiles.len(), 1);
@@ -670,7 +670,7 @@ async fn meta_messages_attachments_and_edits(setup: Setup) {
         let outcomes = deliver(&worker, queue).await;
         assert!(outcomes.iter().all(|o| !o.is_failure()), "{outcomes:?}");
     }
-    let history = setup.history(&message[0].conversation).await;
+    let history = setup.history(message[0].conversation()).await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].text.as_deref(), Some("look 2"));
     assert_eq!(history[0].sender.as_deref(), Some(PSID));
@@ -687,7 +687,7 @@ async fn meta_messages_attachments_and_edits(setup: Setup) {
         t + 5000,
     )]);
     assert_eq!(deliver(&worker, &deleted).await, [RecordOutcome::Handled]);
-    assert!(setup.history(&message[0].conversation).await.is_empty());
+    assert!(setup.history(message[0].conversation()).await.is_empty());
     assert_eq!(
         setup.media.get(&media[0].object_key).await.expect("get"),
         None
@@ -761,7 +761,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
     ] {
         deliver_all(&worker, queue).await;
     }
-    let conversation = text[0].conversation.clone();
+    let conversation = text[0].conversation().to_owned();
     let history = setup.history(&conversation).await;
     let by_id = |id: &str| history.iter().find(|m| m.message_id == id).cloned();
     let hola = by_id("wamid.T1").expect("the text is archived");
@@ -785,7 +785,7 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
     // The statuses of a message the business sent: the furthest wins, whatever their order.
     let sent = setup
         .store
-        .load(&status("read", 0)[0].conversation, "wamid.OUT1")
+        .load(status("read", 0)[0].conversation(), "wamid.OUT1")
         .await
         .expect("load")
         .expect("a record of the sent message");
@@ -805,7 +805,8 @@ async fn whatsapp_messages_media_revokes_edits_and_statuses(setup: Setup) {
         "id": "wamid.ECHO1", "timestamp": (t + 6).to_string(), "type": "text", "text": {"body": "we open at 9"}}),
     );
     assert_eq!(
-        from_app[0].conversation, conversation,
+        from_app[0].conversation(),
+        conversation,
         "the echo is in the user's conversation"
     );
     deliver_all(&worker, &from_app).await;
@@ -854,13 +855,10 @@ fn whatsapp_queue(changes: &[Value]) -> Vec<QueueMessage> {
         .map(|body| {
             let envelope: Value = serde_json::from_str(&body).expect("envelope");
             QueueMessage::new(
-                envelope["key"].as_str().unwrap_or_default().to_owned(),
-                envelope["conversation"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                envelope["key"].as_str().unwrap_or_default(),
+                envelope["conversation"].as_str().unwrap_or_default(),
                 shared::Platform::Meta,
-                body,
+                &body,
             )
         })
         .collect()

@@ -42,12 +42,12 @@ async fn unreadable_events_and_broken_messages_are_logged_without_their_content(
     bodies.extend(
         line_messages(json!([SECRET, [SECRET], 4111]))
             .into_iter()
-            .map(|m| m.body.to_string()),
+            .map(|m| m.body().to_string()),
     );
     bodies.extend(
         meta_messages(json!([SECRET, {"sender": {"id": 7}, "message": [SECRET]}]))
             .into_iter()
-            .map(|m| m.body.to_string()),
+            .map(|m| m.body().to_string()),
     );
     // Queue messages that are not envelopes, with the content where serde quotes values.
     bodies.extend(

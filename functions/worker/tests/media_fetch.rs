@@ -113,7 +113,7 @@ impl Setup {
         let messages = message_with(urls);
         let records: Vec<QueueRecord> = messages
             .iter()
-            .map(|m| QueueRecord::new("q0", m.body.to_string()))
+            .map(|m| QueueRecord::new("q0", m.body().to_string()))
             .collect();
         let report = self
             .worker
@@ -123,7 +123,7 @@ impl Setup {
         assert_eq!(outcomes, [&RecordOutcome::Handled], "{outcomes:?}");
         let history = self
             .store
-            .history(&messages[0].conversation, 10, shared::clock::now_ms())
+            .history(messages[0].conversation(), 10, shared::clock::now_ms())
             .await
             .expect("history");
         assert_eq!(history.len(), 1, "the message itself is archived");

@@ -44,7 +44,7 @@ fn envelopes(queue: &MemoryQueue) -> Vec<Envelope> {
     queue
         .drain()
         .iter()
-        .map(|m| Envelope::decode(&m.body).expect("envelope"))
+        .map(|m| Envelope::decode(m.body()).expect("envelope"))
         .collect()
 }
 
@@ -441,8 +441,8 @@ async fn each_event_reaches_the_bot_with_its_tenants_clients_and_tokens() {
         .into_iter()
         .enumerate()
         .map(|(i, m)| QueueRecord {
-            group_id: Some(m.conversation.to_string()),
-            ..QueueRecord::new(format!("m{i}"), m.body.to_string())
+            group_id: Some(m.conversation().to_string()),
+            ..QueueRecord::new(format!("m{i}"), m.body().to_string())
         })
         .collect();
     assert_eq!(records.len(), 9);

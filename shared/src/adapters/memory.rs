@@ -92,14 +92,14 @@ impl EventQueue for MemoryQueue {
             let limit = self.max_message_bytes();
             if let Some(refused) = messages
                 .iter()
-                .find(|m| m.body.len() > limit || !sqs_accepts(&m.body))
+                .find(|m| m.body().len() > limit || !sqs_accepts(m.body()))
             {
                 return Err(EnqueueError {
                     total: messages.len(),
                     failed: messages.len(),
                     reason: format!(
                         "InvalidMessageContents: the body of {} breaks SQS's rules",
-                        refused.key
+                        refused.key()
                     ),
                 });
             }

@@ -397,10 +397,10 @@ impl EventQueue for SqliteQueue {
             .iter()
             .map(|m| {
                 (
-                    m.key.to_string(),
-                    m.conversation.to_string(),
+                    m.key().to_owned(),
+                    m.conversation().to_owned(),
                     m.platform.as_str().to_owned(),
-                    m.body.to_string(),
+                    m.body().to_owned(),
                 )
             })
             .collect();
@@ -636,12 +636,7 @@ mod tests {
     use crate::Platform;
 
     fn message(key: &str) -> QueueMessage {
-        QueueMessage {
-            key: key.into(),
-            conversation: "c".into(),
-            platform: Platform::Line,
-            body: format!("{{\"key\":\"{key}\"}}").into(),
-        }
+        QueueMessage::new(key, "c", Platform::Line, &format!("{{\"key\":\"{key}\"}}"))
     }
 
     fn temp_db() -> (tempfile::TempDir, Arc<SqliteDb>) {

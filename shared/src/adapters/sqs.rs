@@ -114,15 +114,15 @@ impl SqsQueue {
     ) -> Result<SendMessageBatchRequestEntry, String> {
         let mut entry = SendMessageBatchRequestEntry::builder()
             .id(index.to_string())
-            .message_body(&*message.body)
+            .message_body(message.body())
             .message_attributes(
                 PLATFORM_ATTRIBUTE,
                 string_attribute(message.platform.as_str())?,
             );
         if self.fifo {
             entry = entry
-                .message_group_id(fit_for_sqs(&message.conversation))
-                .message_deduplication_id(fit_for_sqs(&message.key));
+                .message_group_id(fit_for_sqs(message.conversation()))
+                .message_deduplication_id(fit_for_sqs(message.key()));
         }
         entry.build().map_err(|e| e.to_string())
     }
@@ -139,7 +139,10 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, String> {
 /// What SQS counts of a message against its size limits: the body and each attribute's name,
 /// type and value.
 pub fn entry_bytes(message: &QueueMessage) -> usize {
-    message.body.len() + PLATFORM_ATTRIBUTE.len() + "String".len() + message.platform.as_str().len()
+    message.body().len()
+        + PLATFORM_ATTRIBUTE.len()
+        + "String".len()
+        + message.platform.as_str().len()
 }
 
 #[async_trait]
@@ -260,12 +263,7 @@ mod tests {
 
     #[test]
     fn entries_count_their_attribute() {
-        let message = QueueMessage {
-            key: "k".into(),
-            conversation: "c".into(),
-            platform: Platform::Line,
-            body: "x".repeat(100).into(),
-        };
+        let message = QueueMessage::new("k", "c", Platform::Line, &"x".repeat(100));
         assert_eq!(
             entry_bytes(&message),
             100 + "platform".len() + "String".len() + 4

@@ -319,14 +319,16 @@ impl Split {
     /// The messages of a run, each holding its ranges of the run's buffer, after those before.
     fn take(&mut self, run: Run) {
         let shared = Str::from(run.buffer);
-        self.messages
-            .extend(run.placed.into_iter().map(|placed| QueueMessage {
-                // Ranges of what `place` wrote: on character boundaries of the buffer.
-                key: shared.slice(placed.key),
-                conversation: shared.slice(placed.conversation),
-                platform: placed.platform,
-                body: shared.slice(placed.body),
-            }));
+        self.messages.extend(run.placed.into_iter().map(|placed| {
+            // What `place` wrote: key, conversation and body one after the other, on
+            // character boundaries of the buffer.
+            QueueMessage::in_text(
+                shared.slice(placed.key.start..placed.body.end),
+                placed.key.len(),
+                placed.key.len() + placed.conversation.len(),
+                placed.platform,
+            )
+        }));
         self.claims.extend(run.claims);
     }
 }

@@ -822,5 +822,10 @@ fn follow_up(record: &QueueRecord, event: &BotEvent) -> Option<QueueMessage> {
     };
     let body = follow_up.encode().ok()?;
     let conversation = crate::key::fit_conversation(format!("archive:{key}"));
-    Some(QueueMessage::new(key, conversation, event.platform, body))
+    Some(QueueMessage::new(
+        &key,
+        &conversation,
+        event.platform,
+        &body,
+    ))
 }

@@ -92,7 +92,7 @@ impl SqsModel {
         let mut state = self.lock();
         let mut failures = Vec::new();
         for (index, message) in entries.iter().enumerate() {
-            if message.body.len() > self.max_body_bytes || !sqs_accepts(&message.body) {
+            if message.body().len() > self.max_body_bytes || !sqs_accepts(message.body()) {
                 failures.push((
                     index,
                     EntryFailure::Refused("InvalidMessageContents".into()),
@@ -103,9 +103,9 @@ impl SqsModel {
                 failures.push((index, EntryFailure::Retry("InternalError".into())));
                 continue;
             }
-            let group = self.fifo.then(|| message.conversation.to_string());
+            let group = self.fifo.then(|| message.conversation().to_string());
             if let Some(group) = &group {
-                let dedup = (group.clone(), message.key.to_string());
+                let dedup = (group.clone(), message.key().to_string());
                 if state
                     .dedup
                     .get(&dedup)
@@ -119,8 +119,8 @@ impl SqsModel {
             let id = state.next_id;
             state.messages.push(Message {
                 id,
-                body: message.body.to_string(),
-                key: message.key.to_string(),
+                body: message.body().to_string(),
+                key: message.key().to_string(),
                 group,
                 receive_count: 0,
                 visible_at: now,
@@ -128,7 +128,7 @@ impl SqsModel {
                 in_flight: false,
             });
             self.world
-                .trace(format!("sqs: stored {} as #{id}", message.key));
+                .trace(format!("sqs: stored {} as #{id}", message.key()));
         }
         drop(state);
         self.arrived.notify_waiters();
@@ -306,7 +306,7 @@ impl BatchSink for SqsSink {
     }
 
     fn entry_bytes(&self, message: &QueueMessage) -> usize {
-        message.body.len() + 24
+        message.body().len() + 24
     }
 
     fn max_call_bytes(&self) -> usize {
