@@ -154,7 +154,7 @@ impl<'a> Reader<'a> {
     /// them where it skips: not a body to outline).
     fn new(body: &'a [u8]) -> Option<Reader<'a>> {
         Some(Reader {
-            text: std::str::from_utf8(body).ok()?,
+            text: simdutf8::basic::from_utf8(body).ok()?,
             at: 0,
         })
     }
