@@ -39,6 +39,11 @@ impl QueueMessage {
         conversation_end: usize,
         platform: Platform,
     ) -> QueueMessage {
+        debug_assert!(
+            key_end <= conversation_end
+                && text.is_char_boundary(key_end)
+                && text.is_char_boundary(conversation_end)
+        );
         QueueMessage {
             text,
             key_end,
