@@ -841,17 +841,18 @@ fn every_message_holds_its_own_events_strings_across_runs_and_claims() {
     assert!(claims.next().is_none());
 }
 
-/// The signature is checked one of two ways by body size: first, the body read only once it
-/// verified; or, from 128 KiB, beside the reading, the request's messages written meanwhile. In
-/// each (and just under the line), a forged body is refused without a message queued and before
-/// any other answer (too many events, an object not handled), and a signed one is queued whole,
-/// on both platforms.
+/// The signature is checked one of three ways by body size: first, the body read only once it
+/// verified; from 128 KiB, on a pool thread while the caller reads, the request's messages
+/// written meanwhile; from 1 MiB, first on the pool, the reading beside it. In each (and just
+/// under the first line), a forged body is refused without a message queued and before any
+/// other answer (too many events, an object not handled), and a signed one is queued whole, on
+/// both platforms.
 #[tokio::test]
 async fn every_verification_lane_refuses_forgeries_and_queues_signed_bodies_whole() {
     let padding = |bytes: usize| format!(r#","pad":"{}""#, "p".repeat(bytes));
-    // About 1 KB an event: 1 KB, 90 KB and 200 KB bodies.
-    for events in [1usize, 90, 200] {
-        for (name, max_events) in [("fits", 1000), ("too_many", events - 1)] {
+    // About 1 KB an event: 1 KB, 90 KB, 200 KB and 1.2 MB bodies.
+    for events in [1usize, 90, 200, 1200] {
+        for (name, max_events) in [("fits", 2000), ("too_many", events - 1)] {
             if max_events == 0 {
                 continue;
             }
@@ -895,6 +896,9 @@ async fn every_verification_lane_refuses_forgeries_and_queues_signed_bodies_whol
             ];
             for (path, header, good, body) in lanes {
                 let case = format!("{path} {events} events ({} bytes), {name}", body.len());
+                if events == 1200 {
+                    assert!(body.len() >= shared::ingress::JOIN_MIN_BYTES, "{case}");
+                }
                 let forged = if path == "/meta" {
                     sign_meta("another secret", body.as_bytes())
                 } else {
