@@ -584,8 +584,10 @@ pub const OVERLAP_MIN_BYTES: usize = 128 * 1024;
 /// From this size the hash, the longest single task of a body, runs first, on the first pool
 /// thread awake, and the reading waits for the second (`rayon::join`); below it the calling
 /// thread reads at once while the hash waits for a pool thread. Measured here, requests
-/// arriving alone: the Meta batch (212 KB) 1.07 -> 0.73 ms p50 reading on the caller, the
-/// 3.6 MB WhatsApp body 3.4-3.7 -> 4.1 ms (the pool's second core comes up 150-350 us late).
+/// arriving alone, p50 (`examples/ingress_alone.rs`): reading on the caller, the Meta batch
+/// (212 KB) 1.07 -> 0.73 ms, 160 and 250 LINE events (136 and 212 KB) 379 -> 243 us and
+/// 541 -> 372 us; the 3.6 MB WhatsApp body 3.4-3.7 -> 4.1 ms (the pool's second core comes up
+/// 150-350 us late, and the hash is the longest task there).
 pub const JOIN_MIN_BYTES: usize = 1024 * 1024;
 
 /// `verify` and `read` of one body: on two cores when it is large, one after the other when it
