@@ -593,9 +593,9 @@ pub const JOIN_MIN_BYTES: usize = 1024 * 1024;
 /// `verify` and `read` of one body: on two cores when it is large, one after the other when it
 /// is small, and then `read` runs only once the body verified. `verify` may run on either
 /// thread (it is `Fn`: the calling thread verifies itself when no pool thread has taken it by
-/// the end of the reading). They must not depend on each
-/// other; the caller uses the reading only once the body verified (the size limit is checked
-/// before either runs), so `read` may write the request's messages but must not send them.
+/// the end of the reading). They must not depend on each other; the caller uses the reading
+/// only once the body verified (the size limit is checked before either runs), so `read` may
+/// write the request's messages but must not send them.
 pub fn overlapped<V: Send, E: Send, R: Send>(
     body_len: usize,
     verify: impl Fn() -> Result<V, E> + Sync,
