@@ -27,6 +27,7 @@
 //! | [`tenants`] | the channel registry: several LINE channels, pages, accounts and numbers in one deployment |
 //! | [`test_bot`] | the bot the gateway's own tests run (`GATEWAY_TEST_BOT=1`), independent of the user's |
 //! | `scan` | a few fields read out of validated JSON without building values, containers skipped 64 bytes at a time: the ingress's fast path for event heads and body outlines |
+//! | `validating` | the heads' first reading: each item's JSON validated as it is read, in one pass, strings 16 bytes at a time; serde decides wherever it is not sure |
 //! | [`json_error`] | JSON errors that name the problem and its place, never a value |
 //!
 //! The models are forward compatible: an unknown event type, message type, source type,
@@ -58,6 +59,7 @@ pub mod signature;
 pub mod telemetry;
 pub mod tenants;
 pub mod test_bot;
+mod validating;
 pub mod worker;
 
 pub use compat::Unknown;

@@ -2,7 +2,9 @@
 //! (`shared::scan`); its definition is serde's reading. The two must agree on every input: on
 //! generated events that mix the shapes the heads read with everything serde reads differently
 //! (repeated fields, escapes, unpaired surrogates, numbers beyond `f64`, arrays where objects
-//! belong, deep nesting), and on every real body of the fixture corpora.
+//! belong, deep nesting), and on every real body of the fixture corpora. The readings that
+//! validate as they read (`checked`) must also refuse, as serde does, every edited event that is
+//! not JSON.
 
 use proptest::prelude::*;
 use serde_json::value::RawValue;
@@ -19,6 +21,7 @@ fn scalar() -> impl Strategy<Value = String> {
         Just("\"TRUE\"".to_owned()),
         Just("1763715600000".to_owned()),
         Just("-12".to_owned()),
+        Just("-0".to_owned()),
         Just("12.75".to_owned()),
         Just("1e3".to_owned()),
         Just("1e400".to_owned()),
@@ -121,11 +124,28 @@ fn raw(text: &str) -> Option<Box<RawValue>> {
 }
 
 fn assert_heads_agree(text: &str) {
-    let Some(raw) = raw(text) else { return };
+    // Valid text is read as the ingress reads an event: without white space around it (a key
+    // hashed over the raw text would count it).
+    let Some(raw) = raw(text) else {
+        // Not JSON: the validating readings refuse it, as serde does.
+        assert!(EventHead::checked(text).is_err(), "LINE head of {text}");
+        for list in [ItemList::Messaging, ItemList::Changes] {
+            assert!(
+                ItemHead::checked("page", "P1", None, list, text).is_err(),
+                "Meta {list:?} head of {text}"
+            );
+        }
+        return;
+    };
     assert_eq!(
         EventHead::of(&raw),
         EventHead::of_serde(&raw),
         "LINE head of {text}"
+    );
+    assert_eq!(
+        EventHead::checked(raw.get()).ok(),
+        Some(EventHead::of_serde(&raw)),
+        "LINE head of {text}, validated as read"
     );
     for destination in ["", "Ub0"] {
         let head = EventHead::of(&raw);
@@ -142,6 +162,11 @@ fn assert_heads_agree(text: &str) {
                     ItemHead::of_entry(object, "P1", time, list, &raw),
                     ItemHead::of_entry_serde(object, "P1", time, list, &raw),
                     "Meta {object} {list:?} head of {text}"
+                );
+                assert_eq!(
+                    ItemHead::checked(object, "P1", time, list, raw.get()).ok(),
+                    Some(ItemHead::of_entry_serde(object, "P1", time, list, &raw)),
+                    "Meta {object} {list:?} head of {text}, validated as read"
                 );
             }
         }
@@ -185,6 +210,31 @@ proptest! {
     #[test]
     fn fast_heads_equal_serde_heads_on_generated_events(event in prop_oneof![value(), event()]) {
         assert_heads_agree(&event);
+    }
+
+    /// One byte of an event deleted, inserted or replaced: mostly text that is not JSON, which
+    /// the validating readings must refuse as serde does, or JSON read as serde reads it.
+    #[test]
+    fn validated_heads_equal_serde_heads_on_edited_events(
+        event in prop_oneof![value(), event()],
+        edit in any::<u8>(),
+        at in any::<usize>(),
+        byte in prop::sample::select(b"{}[]\",:\\ 0a-e.\x1f".to_vec()),
+    ) {
+        let mut bytes = event.into_bytes();
+        if !bytes.is_empty() {
+            let at = at % bytes.len();
+            match edit % 3 {
+                0 => {
+                    bytes.remove(at);
+                }
+                1 => bytes.insert(at, byte),
+                _ => bytes[at] = byte,
+            }
+        }
+        if let Ok(text) = String::from_utf8(bytes) {
+            assert_heads_agree(&text);
+        }
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl EventHead {
     /// anywhere else serde validates it first. An event that is not valid JSON is an error, as
     /// it is in [`Callback::parse`].
     pub fn checked(text: &str) -> Result<EventHead, serde_json::Error> {
-        match Self::strict(text) {
+        match Self::validating(text).or_else(|| Self::strict(text)) {
             Some(head) => Ok(head),
             None => serde_json::from_str::<&RawValue>(text).map(Self::of),
         }
@@ -158,6 +158,46 @@ impl EventHead {
         Some(EventHead {
             webhook_event_id: owned(head.webhook_event_id),
             timestamp: head.timestamp,
+            source,
+        })
+    }
+
+    /// [`EventHead::strict`] without serde, validating the event as it reads it
+    /// ([`crate::validating`]): the same head wherever it is sure of it, `None` anywhere else.
+    fn validating(text: &str) -> Option<EventHead> {
+        use crate::validating::{Reader, once};
+        let (mut id, mut timestamp, mut source) = (None, None, None);
+        Reader::new(text)
+            .item(|reader, key| match key {
+                "webhookEventId" => once(&mut id, reader.text()?),
+                "timestamp" => once(&mut timestamp, reader.integer()?),
+                "source" => {
+                    let (mut kind, mut user, mut group, mut room) = (None, None, None, None);
+                    let present = reader.object(|reader, key| match key {
+                        "type" => once(&mut kind, reader.text()?),
+                        "userId" => once(&mut user, reader.text()?),
+                        "groupId" => once(&mut group, reader.text()?),
+                        "roomId" => once(&mut room, reader.text()?),
+                        _ => reader.skip(),
+                    })?;
+                    once(&mut source, present.then_some((kind, user, group, room)))
+                }
+                _ => reader.skip(),
+            })
+            .ok()?;
+        let owned = |text: Option<Option<&str>>| text.flatten().map(str::to_owned);
+        let source = match source.flatten() {
+            Some((kind, user, group, room)) => Some(Source::chat(
+                kind.flatten().unwrap_or_default(),
+                owned(user),
+                owned(group),
+                owned(room),
+            )?),
+            None => None,
+        };
+        Some(EventHead {
+            webhook_event_id: owned(id),
+            timestamp: timestamp.flatten(),
             source,
         })
     }

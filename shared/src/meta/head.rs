@@ -91,12 +91,12 @@ impl ItemHead {
             text,
         };
         let strict = match list {
-            ItemList::Messaging | ItemList::Standby => {
-                MessagingHead::strict(text).map(|head| item.messaging(head, key::hashed_json))
-            }
-            ItemList::Changes => {
-                ChangeHead::strict(text).map(|head| item.change(head, key::hashed_json))
-            }
+            ItemList::Messaging | ItemList::Standby => MessagingHead::validating(text)
+                .or_else(|| MessagingHead::strict(text))
+                .map(|head| item.messaging(head, key::hashed_json)),
+            ItemList::Changes => ChangeHead::validating(text)
+                .or_else(|| ChangeHead::strict(text))
+                .map(|head| item.change(head, key::hashed_json)),
         };
         match strict {
             Some(head) => Ok(head),
@@ -326,6 +326,71 @@ impl<'a> MessagingHead<'a> {
                 mid: text(e.mid),
                 num_edit: e.num_edit,
             }),
+        })
+    }
+
+    /// [`MessagingHead::strict`] without serde, validating the item as it reads it
+    /// ([`crate::validating`]): the same head wherever it is sure of it, `None` anywhere else.
+    fn validating(text: &'a str) -> Option<MessagingHead<'a>> {
+        use crate::validating::{Read, Reader, once};
+        fn party<'a>(reader: &mut Reader<'a>) -> Read<Option<PartyHead<'a>>> {
+            let (mut id, mut user_ref) = (None, None);
+            let present = reader.object(|reader, key| match key {
+                "id" => once(&mut id, reader.text()?),
+                "user_ref" => once(&mut user_ref, reader.text()?),
+                _ => reader.skip(),
+            })?;
+            Ok(present.then(|| PartyHead {
+                id: id.flatten().map(Cow::Borrowed),
+                user_ref: user_ref.flatten().map(Cow::Borrowed),
+            }))
+        }
+        fn mid<'a>(reader: &mut Reader<'a>) -> Read<Option<MidHead<'a>>> {
+            let (mut mid, mut is_deleted) = (None, None);
+            let present = reader.object(|reader, key| match key {
+                "mid" => once(&mut mid, reader.text()?),
+                "is_deleted" => once(&mut is_deleted, reader.boolean()?),
+                _ => reader.skip(),
+            })?;
+            Ok(present.then(|| MidHead {
+                mid: mid.flatten().map(Cow::Borrowed),
+                is_deleted: is_deleted.flatten().unwrap_or_default(),
+            }))
+        }
+        let (mut sender, mut recipient, mut timestamp) = (None, None, None);
+        let (mut message, mut postback, mut message_edit) = (None, None, None);
+        Reader::new(text)
+            .item(|reader, key| match key {
+                "sender" => once(&mut sender, party(reader)?),
+                "recipient" => once(&mut recipient, party(reader)?),
+                "timestamp" => once(&mut timestamp, reader.integer()?),
+                "message" => once(&mut message, mid(reader)?),
+                "postback" => once(&mut postback, mid(reader)?),
+                "message_edit" => {
+                    let (mut mid, mut num_edit) = (None, None);
+                    let present = reader.object(|reader, key| match key {
+                        "mid" => once(&mut mid, reader.text()?),
+                        "num_edit" => once(&mut num_edit, reader.integer()?),
+                        _ => reader.skip(),
+                    })?;
+                    once(
+                        &mut message_edit,
+                        present.then(|| EditHead {
+                            mid: mid.flatten().map(Cow::Borrowed),
+                            num_edit: num_edit.flatten(),
+                        }),
+                    )
+                }
+                _ => reader.skip(),
+            })
+            .ok()?;
+        Some(MessagingHead {
+            sender: sender.flatten(),
+            recipient: recipient.flatten(),
+            timestamp: timestamp.flatten(),
+            message: message.flatten(),
+            postback: postback.flatten(),
+            message_edit: message_edit.flatten(),
         })
     }
 
@@ -619,6 +684,132 @@ impl<'a> ChangeHead<'a> {
                 statuses: items(value.statuses),
                 message_echoes: items(value.message_echoes),
             }),
+        })
+    }
+
+    /// [`ChangeHead::strict`] without serde, validating the change as it reads it
+    /// ([`crate::validating`]): the same head wherever it is sure of it, `None` anywhere else.
+    fn validating(text: &'a str) -> Option<ChangeHead<'a>> {
+        use crate::validating::{Read, Reader, Unsure, once};
+        /// A message, status or echo: an object (the strict reading refuses a `null` one).
+        fn item<'a>(reader: &mut Reader<'a>) -> Read<WaItemHead<'a>> {
+            let mut texts: [Option<Option<&'a str>>; 8] = [None; 8];
+            let mut timestamp = None;
+            let present = reader.object(|reader, key| {
+                let slot = match key {
+                    "id" => 0,
+                    "status" => 1,
+                    "from" => 2,
+                    "from_user_id" => 3,
+                    "recipient_id" => 4,
+                    "recipient_user_id" => 5,
+                    "to" => 6,
+                    "to_user_id" => 7,
+                    "timestamp" => {
+                        return once(&mut timestamp, reader.whole(lenient::whole_number_text)?);
+                    }
+                    _ => return reader.skip(),
+                };
+                once(&mut texts[slot], reader.text()?)
+            })?;
+            if !present {
+                return Err(Unsure);
+            }
+            let [
+                id,
+                status,
+                from,
+                from_user_id,
+                recipient_id,
+                recipient_user_id,
+                to,
+                to_user_id,
+            ] = texts.map(|text| text.flatten().map(Cow::Borrowed));
+            Ok(WaItemHead {
+                id,
+                status,
+                from,
+                from_user_id,
+                recipient_id,
+                recipient_user_id,
+                to,
+                to_user_id,
+                timestamp: timestamp.flatten().flatten(),
+            })
+        }
+        /// A list of objects read by `element`, or `null`.
+        fn list<'a, T>(
+            reader: &mut Reader<'a>,
+            element: impl Fn(&mut Reader<'a>) -> Read<T>,
+        ) -> Read<Option<Vec<T>>> {
+            let mut elements = Vec::new();
+            let present = reader.array(|reader| {
+                elements.push(element(reader)?);
+                Ok(())
+            })?;
+            Ok(present.then_some(elements))
+        }
+        fn contact<'a>(reader: &mut Reader<'a>) -> Read<ContactHead<'a>> {
+            let (mut wa_id, mut user_id) = (None, None);
+            let present = reader.object(|reader, key| match key {
+                "wa_id" => once(&mut wa_id, reader.text()?),
+                "user_id" => once(&mut user_id, reader.text()?),
+                _ => reader.skip(),
+            })?;
+            if !present {
+                return Err(Unsure);
+            }
+            Ok(ContactHead {
+                wa_id: wa_id.flatten().map(Cow::Borrowed),
+                user_id: user_id.flatten().map(Cow::Borrowed),
+                ..ContactHead::default()
+            })
+        }
+        fn value<'a>(reader: &mut Reader<'a>) -> Read<Option<WaHead<'a>>> {
+            let (mut metadata, mut contacts) = (None, None);
+            let (mut messages, mut statuses, mut echoes) = (None, None, None);
+            let present = reader.object(|reader, key| match key {
+                "metadata" => {
+                    let (mut display, mut phone) = (None, None);
+                    let present = reader.object(|reader, key| match key {
+                        "display_phone_number" => once(&mut display, reader.text()?),
+                        "phone_number_id" => once(&mut phone, reader.text()?),
+                        _ => reader.skip(),
+                    })?;
+                    once(
+                        &mut metadata,
+                        present.then(|| MetadataHead {
+                            display_phone_number: display.flatten().map(Cow::Borrowed),
+                            phone_number_id: phone.flatten().map(Cow::Borrowed),
+                        }),
+                    )
+                }
+                "contacts" => once(&mut contacts, list(reader, contact)?),
+                "messages" => once(&mut messages, list(reader, item)?),
+                "statuses" => once(&mut statuses, list(reader, item)?),
+                "message_echoes" => once(&mut echoes, list(reader, item)?),
+                _ => reader.skip(),
+            })?;
+            fn all<T>(items: Option<Option<Vec<T>>>) -> Vec<T> {
+                items.flatten().unwrap_or_default()
+            }
+            Ok(present.then(|| WaHead {
+                metadata: metadata.flatten(),
+                contacts: all(contacts),
+                messages: all(messages),
+                statuses: all(statuses),
+                message_echoes: all(echoes),
+            }))
+        }
+        let mut change = None;
+        Reader::new(text)
+            .item(|reader, key| match key {
+                "value" => once(&mut change, value(reader)?),
+                _ => reader.skip(),
+            })
+            .ok()?;
+        Some(ChangeHead {
+            value: change.flatten(),
         })
     }
 
