@@ -6,6 +6,8 @@
 //! validate as they read (`checked`) must also refuse, as serde does, every edited event that is
 //! not JSON.
 
+mod common;
+
 use proptest::prelude::*;
 use serde_json::value::RawValue;
 use shared::line::{Callback, EventHead};
@@ -221,18 +223,7 @@ proptest! {
         at in any::<usize>(),
         byte in prop::sample::select(b"{}[]\",:\\ 0a-e.\x1f".to_vec()),
     ) {
-        let mut bytes = event.into_bytes();
-        if !bytes.is_empty() {
-            let at = at % bytes.len();
-            match edit % 3 {
-                0 => {
-                    bytes.remove(at);
-                }
-                1 => bytes.insert(at, byte),
-                _ => bytes[at] = byte,
-            }
-        }
-        if let Ok(text) = String::from_utf8(bytes) {
+        if let Ok(text) = String::from_utf8(common::edited(&event, edit, at, byte)) {
             assert_heads_agree(&text);
         }
     }

@@ -4,6 +4,9 @@
 //! messages and claims, byte for byte, on generated bodies, on every byte edit of them, and on
 //! the peer corpus; and bodies of the platforms' shape are outlined (the fast path is taken).
 
+mod common;
+
+use common::edited;
 use proptest::prelude::*;
 use shared::ingress::{
     LineOutline, MetaOutline, Split, SplitOptions, line_messages, line_outline_messages,
@@ -168,23 +171,6 @@ fn meta_body() -> impl Strategy<Value = String> {
         .prop_map(|(object, entries)| {
             format!("{{\"object\":{object},\"entry\":[{}]}}", entries.join(", "))
         })
-}
-
-/// One byte deleted, inserted or replaced, at `at` (modulo the length).
-fn edited(body: &str, edit: u8, at: usize, byte: u8) -> Vec<u8> {
-    let mut bytes = body.as_bytes().to_vec();
-    if bytes.is_empty() {
-        return bytes;
-    }
-    let at = at % bytes.len();
-    match edit % 3 {
-        0 => {
-            bytes.remove(at);
-        }
-        1 => bytes.insert(at, byte),
-        _ => bytes[at] = byte,
-    }
-    bytes
 }
 
 const EDIT_BYTES: &[u8] = b"{}[]\",:\\ 0a-e\xff";
