@@ -41,6 +41,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader of the value that starts at `at` in `text` (a body's event).
+    pub(crate) fn at(text: &'a str, at: usize) -> Reader<'a> {
+        Reader { text, at, depth: 0 }
+    }
+
+    /// Where the reader is: after the last value read.
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }
@@ -119,10 +129,9 @@ impl<'a> Reader<'a> {
         Ok(true)
     }
 
-    /// The item itself: an object, as `ObjectOnly` reads it, and nothing after it.
-    pub(crate) fn item(mut self, member: impl FnMut(&mut Self, &'a str) -> Read<()>) -> Read<()> {
-        self.members(member, false)?;
-        self.end()
+    /// The item itself: an object, as `ObjectOnly` reads it (not `null`).
+    pub(crate) fn item(&mut self, member: impl FnMut(&mut Self, &'a str) -> Read<()>) -> Read<()> {
+        self.members(member, false)
     }
 
     /// An object's members; keys with escapes are `Unsure` unless `any_key` (a skipped object,
@@ -216,6 +225,20 @@ impl<'a> Reader<'a> {
             (text, false) => Ok(Some(text)),
             (_, true) => Err(Unsure),
         }
+    }
+
+    /// An object whose members `names` are each an `Option<Text>` (read once), every other
+    /// member skipped: their texts in the order of `names`; `None` for `null`.
+    pub(crate) fn texts<const N: usize>(
+        &mut self,
+        names: [&str; N],
+    ) -> Read<Option<[Option<&'a str>; N]>> {
+        let mut texts = [None; N];
+        let present = self.object(|reader, key| match names.iter().position(|n| *n == key) {
+            Some(index) => once(&mut texts[index], reader.text()?),
+            None => reader.skip(),
+        })?;
+        Ok(present.then(|| texts.map(Option::flatten)))
     }
 
     /// `Option<bool>`: `true`, `false` or `null`.

@@ -59,8 +59,12 @@ pub fn line_messages(
     callback: &Callback<'_>,
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
-    let texts: Vec<&str> = callback.events.iter().map(|raw| raw.get()).collect();
-    line_events(callback.destination.as_deref(), &texts, options, |text| {
+    let events: Vec<(&str, Option<&EventHead>)> = callback
+        .events
+        .iter()
+        .map(|raw| (raw.get(), None))
+        .collect();
+    line_events(callback.destination.as_deref(), &events, options, |text| {
         Ok(EventHead::of_valid(text))
     })
 }
@@ -128,25 +132,32 @@ pub fn line_outline_messages(
     outline: &LineOutline<'_>,
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
+    let events: Vec<(&str, Option<&EventHead>)> = (outline.events.iter().copied())
+        .zip(outline.heads.iter().map(Option::as_ref))
+        .collect();
     line_events(
         outline.destination.as_deref(),
-        &outline.events,
+        &events,
         options,
         EventHead::checked,
     )
 }
 
+/// Each event's message; `head` reads the head of an event whose head was not read with it.
 fn line_events(
     destination: Option<&str>,
-    events: &[&str],
+    events: &[(&str, Option<&EventHead>)],
     options: &SplitOptions<'_>,
     head: impl Fn(&str) -> Result<EventHead, serde_json::Error> + Sync,
 ) -> Result<Split, serde_json::Error> {
     in_parallel(
         events,
-        |text| text.len(),
-        |text, out| {
-            let head = head(text)?;
+        |(text, _)| text.len(),
+        |&(text, read), out| {
+            let head = match read {
+                Some(read) => std::borrow::Cow::Borrowed(read),
+                None => std::borrow::Cow::Owned(head(text)?),
+            };
             let key = scoped(
                 options.tenant,
                 head.dedup_key(destination.unwrap_or_default(), text),

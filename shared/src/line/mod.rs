@@ -165,30 +165,38 @@ impl EventHead {
     /// [`EventHead::strict`] without serde, validating the event as it reads it
     /// ([`crate::validating`]): the same head wherever it is sure of it, `None` anywhere else.
     fn validating(text: &str) -> Option<EventHead> {
-        use crate::validating::{Reader, once};
+        let mut reader = crate::validating::Reader::new(text);
+        let head = Self::validating_read(&mut reader)?;
+        reader.end().ok().map(|()| head)
+    }
+
+    /// [`EventHead::validating`] of the event that starts at `start` in a body's `text`: its
+    /// head and where the event ends, so that a body's outline finds the event and reads it in
+    /// one pass.
+    pub(crate) fn validating_at(text: &str, start: usize) -> Option<(EventHead, usize)> {
+        let mut reader = crate::validating::Reader::at(text, start);
+        let head = Self::validating_read(&mut reader)?;
+        Some((head, reader.position()))
+    }
+
+    fn validating_read(reader: &mut crate::validating::Reader<'_>) -> Option<EventHead> {
+        use crate::validating::once;
         let (mut id, mut timestamp, mut source) = (None, None, None);
-        Reader::new(text)
+        reader
             .item(|reader, key| match key {
                 "webhookEventId" => once(&mut id, reader.text()?),
                 "timestamp" => once(&mut timestamp, reader.integer()?),
-                "source" => {
-                    let (mut kind, mut user, mut group, mut room) = (None, None, None, None);
-                    let present = reader.object(|reader, key| match key {
-                        "type" => once(&mut kind, reader.text()?),
-                        "userId" => once(&mut user, reader.text()?),
-                        "groupId" => once(&mut group, reader.text()?),
-                        "roomId" => once(&mut room, reader.text()?),
-                        _ => reader.skip(),
-                    })?;
-                    once(&mut source, present.then_some((kind, user, group, room)))
-                }
+                "source" => once(
+                    &mut source,
+                    reader.texts(["type", "userId", "groupId", "roomId"])?,
+                ),
                 _ => reader.skip(),
             })
             .ok()?;
-        let owned = |text: Option<Option<&str>>| text.flatten().map(str::to_owned);
+        let owned = |text: Option<&str>| text.map(str::to_owned);
         let source = match source.flatten() {
-            Some((kind, user, group, room)) => Some(Source::chat(
-                kind.flatten().unwrap_or_default(),
+            Some([kind, user, group, room]) => Some(Source::chat(
+                kind.unwrap_or_default(),
                 owned(user),
                 owned(group),
                 owned(room),
@@ -196,7 +204,7 @@ impl EventHead {
             None => None,
         };
         Some(EventHead {
-            webhook_event_id: owned(id),
+            webhook_event_id: owned(id.flatten()),
             timestamp: timestamp.flatten(),
             source,
         })

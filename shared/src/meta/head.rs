@@ -334,15 +334,10 @@ impl<'a> MessagingHead<'a> {
     fn validating(text: &'a str) -> Option<MessagingHead<'a>> {
         use crate::validating::{Read, Reader, once};
         fn party<'a>(reader: &mut Reader<'a>) -> Read<Option<PartyHead<'a>>> {
-            let (mut id, mut user_ref) = (None, None);
-            let present = reader.object(|reader, key| match key {
-                "id" => once(&mut id, reader.text()?),
-                "user_ref" => once(&mut user_ref, reader.text()?),
-                _ => reader.skip(),
-            })?;
-            Ok(present.then(|| PartyHead {
-                id: id.flatten().map(Cow::Borrowed),
-                user_ref: user_ref.flatten().map(Cow::Borrowed),
+            let party = reader.texts(["id", "user_ref"])?;
+            Ok(party.map(|[id, user_ref]| PartyHead {
+                id: id.map(Cow::Borrowed),
+                user_ref: user_ref.map(Cow::Borrowed),
             }))
         }
         fn mid<'a>(reader: &mut Reader<'a>) -> Read<Option<MidHead<'a>>> {
@@ -359,7 +354,8 @@ impl<'a> MessagingHead<'a> {
         }
         let (mut sender, mut recipient, mut timestamp) = (None, None, None);
         let (mut message, mut postback, mut message_edit) = (None, None, None);
-        Reader::new(text)
+        let mut reader = Reader::new(text);
+        reader
             .item(|reader, key| match key {
                 "sender" => once(&mut sender, party(reader)?),
                 "recipient" => once(&mut recipient, party(reader)?),
@@ -384,6 +380,7 @@ impl<'a> MessagingHead<'a> {
                 _ => reader.skip(),
             })
             .ok()?;
+        reader.end().ok()?;
         Some(MessagingHead {
             sender: sender.flatten(),
             recipient: recipient.flatten(),
@@ -749,19 +746,12 @@ impl<'a> ChangeHead<'a> {
             })?;
             Ok(present.then_some(elements))
         }
+        /// A contact: an object (the strict reading refuses a `null` one).
         fn contact<'a>(reader: &mut Reader<'a>) -> Read<ContactHead<'a>> {
-            let (mut wa_id, mut user_id) = (None, None);
-            let present = reader.object(|reader, key| match key {
-                "wa_id" => once(&mut wa_id, reader.text()?),
-                "user_id" => once(&mut user_id, reader.text()?),
-                _ => reader.skip(),
-            })?;
-            if !present {
-                return Err(Unsure);
-            }
+            let [wa_id, user_id] = reader.texts(["wa_id", "user_id"])?.ok_or(Unsure)?;
             Ok(ContactHead {
-                wa_id: wa_id.flatten().map(Cow::Borrowed),
-                user_id: user_id.flatten().map(Cow::Borrowed),
+                wa_id: wa_id.map(Cow::Borrowed),
+                user_id: user_id.map(Cow::Borrowed),
                 ..ContactHead::default()
             })
         }
@@ -770,17 +760,12 @@ impl<'a> ChangeHead<'a> {
             let (mut messages, mut statuses, mut echoes) = (None, None, None);
             let present = reader.object(|reader, key| match key {
                 "metadata" => {
-                    let (mut display, mut phone) = (None, None);
-                    let present = reader.object(|reader, key| match key {
-                        "display_phone_number" => once(&mut display, reader.text()?),
-                        "phone_number_id" => once(&mut phone, reader.text()?),
-                        _ => reader.skip(),
-                    })?;
+                    let texts = reader.texts(["display_phone_number", "phone_number_id"])?;
                     once(
                         &mut metadata,
-                        present.then(|| MetadataHead {
-                            display_phone_number: display.flatten().map(Cow::Borrowed),
-                            phone_number_id: phone.flatten().map(Cow::Borrowed),
+                        texts.map(|[display, phone]| MetadataHead {
+                            display_phone_number: display.map(Cow::Borrowed),
+                            phone_number_id: phone.map(Cow::Borrowed),
                         }),
                     )
                 }
@@ -802,12 +787,14 @@ impl<'a> ChangeHead<'a> {
             }))
         }
         let mut change = None;
-        Reader::new(text)
+        let mut reader = Reader::new(text);
+        reader
             .item(|reader, key| match key {
                 "value" => once(&mut change, value(reader)?),
                 _ => reader.skip(),
             })
             .ok()?;
+        reader.end().ok()?;
         Some(ChangeHead {
             value: change.flatten(),
         })
