@@ -1,7 +1,8 @@
-//! A request body's outline: its envelope read and where each event lies, the events themselves
-//! not yet validated. Each is validated once, by the reading of its head
-//! ([`EventHead::checked`](crate::line::EventHead::checked),
-//! [`ItemHead::checked`](crate::meta::ItemHead::checked)), on whichever core splits it, where
+//! A request body's outline: its envelope read and where each event lies. Each event is
+//! validated once, by the reading of its head: in a LINE body of up to [`HEADS_MAX_BYTES`], by
+//! the outline itself as it finds the event; elsewhere by
+//! [`EventHead::checked`](crate::line::EventHead::checked) or
+//! [`ItemHead::checked`](crate::meta::ItemHead::checked), on whichever core splits it, where
 //! [`Callback::parse`](crate::line::Callback::parse) and
 //! [`Notification::parse`](crate::meta::Notification::parse) validate every event on one core
 //! before the heads read it again (issue 20: a third of the Meta batch's work).

@@ -111,9 +111,10 @@ impl EventHead {
             .unwrap_or_else(|| Self::of_serde_text(text))
     }
 
-    /// [`EventHead::of`] of an event's text not yet known to be JSON, validating it: the strict
-    /// reading goes through the whole event with serde, so where it reads, the event is valid;
-    /// anywhere else serde validates it first. An event that is not valid JSON is an error, as
+    /// [`EventHead::of`] of an event's text not yet known to be JSON, validating it: the
+    /// validating reading ([`crate::validating`]), or where it is not sure serde's strict one,
+    /// goes through the whole event, so where either reads, the event is valid; anywhere else
+    /// serde validates it first. An event that is not valid JSON is an error, as
     /// it is in [`Callback::parse`].
     pub fn checked(text: &str) -> Result<EventHead, serde_json::Error> {
         match Self::validating(text).or_else(|| Self::strict(text)) {

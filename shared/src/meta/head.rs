@@ -74,8 +74,9 @@ impl ItemHead {
     }
 
     /// [`ItemHead::of_entry`] of an item's text not yet known to be JSON, validating it: the
-    /// strict reading goes through the whole item with serde, so where it reads, the item is
-    /// valid; anywhere else serde validates it first. An item that is not valid JSON is an
+    /// validating reading ([`crate::validating`]), or where it is not sure serde's strict one,
+    /// goes through the whole item, so where either reads, the item is valid; anywhere else
+    /// serde validates it first. An item that is not valid JSON is an
     /// error, as it is in [`super::Notification::parse`].
     pub fn checked(
         object: &str,
