@@ -30,20 +30,31 @@ pub(crate) struct Reader<'a> {
     text: &'a str,
     at: usize,
     depth: usize,
+    /// Where the bytes whose [`specials`] are known start: most strings are short, and one
+    /// block's mask serves every string that ends in it.
+    block: usize,
+    /// How many bytes from `block` are known: 64, or 0 before the first.
+    known: usize,
+    /// Bit `i` set: byte `block + i` is a quote, a backslash or a control character, or lies
+    /// past the end of the text.
+    specials: u64,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(text: &'a str) -> Reader<'a> {
-        Reader {
-            text,
-            at: 0,
-            depth: 0,
-        }
+        Self::at(text, 0)
     }
 
     /// A reader of the value that starts at `at` in `text` (a body's event).
     pub(crate) fn at(text: &'a str, at: usize) -> Reader<'a> {
-        Reader { text, at, depth: 0 }
+        Reader {
+            text,
+            at,
+            depth: 0,
+            block: 0,
+            known: 0,
+            specials: 0,
+        }
     }
 
     /// Where the reader is: after the last value read.
@@ -286,7 +297,7 @@ impl<'a> Reader<'a> {
         let mut at = start;
         let mut escaped = false;
         loop {
-            at += special(bytes.get(at..).ok_or(Unsure)?).ok_or(Unsure)?;
+            at = self.special(at);
             match bytes.get(at) {
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -299,6 +310,35 @@ impl<'a> Reader<'a> {
         self.at = at + 1;
         // Both ends are quotes, so on character boundaries.
         Ok((self.text.get(start..at).ok_or(Unsure)?, escaped))
+    }
+
+    /// The first quote, backslash or control character from `from`: the text's length if
+    /// there is none.
+    #[inline]
+    fn special(&mut self, mut from: usize) -> usize {
+        loop {
+            let offset = from.wrapping_sub(self.block);
+            if offset < self.known {
+                let found = self.specials >> offset;
+                if found != 0 {
+                    return from + found.trailing_zeros() as usize;
+                }
+                from = self.block + 64;
+            }
+            let bytes = self.bytes();
+            self.block = from;
+            self.known = 64;
+            self.specials = match bytes.get(from..from + 64) {
+                Some(block) => specials(block),
+                None => {
+                    // The last bytes, the rest of the block marked as past the end.
+                    let mut block = [0u8; 64];
+                    let rest = bytes.get(from..).unwrap_or_default();
+                    block[..rest.len()].copy_from_slice(rest);
+                    specials(&block)
+                }
+            };
+        }
     }
 
     /// A number, validated as serde validates one, without an exponent and of at most
@@ -345,24 +385,19 @@ pub(crate) fn once<T>(slot: &mut Option<T>, value: T) -> Read<()> {
     }
 }
 
-/// Where the first quote, backslash or control character of `bytes` is, 16 bytes at a time.
+/// The quotes, backslashes and control characters of 64 bytes, one bit each, 16 at a time.
 #[inline]
-fn special(bytes: &[u8]) -> Option<usize> {
+fn specials(block: &[u8]) -> u64 {
     let (quote, backslash, high) = (u8x16::splat(b'"'), u8x16::splat(b'\\'), u8x16::splat(0xE0));
-    let (chunks, rest) = bytes.as_chunks::<16>();
-    for (index, chunk) in chunks.iter().enumerate() {
+    let mut mask = 0;
+    for (index, chunk) in block.as_chunks::<16>().0.iter().take(4).enumerate() {
         let lanes = u8x16::from(*chunk);
         // A control character is a byte below 0x20: none of its top three bits set.
         let found =
             lanes.simd_eq(quote) | lanes.simd_eq(backslash) | (lanes & high).simd_eq(u8x16::ZERO);
-        let mask = found.to_bitmask();
-        if mask != 0 {
-            return Some(index * 16 + mask.trailing_zeros() as usize);
-        }
+        mask |= u64::from(found.to_bitmask() as u16) << (index * 16);
     }
-    rest.iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|at| chunks.len() * 16 + at)
+    mask
 }
 
 /// The end of the escape at `at` (a backslash): JSON's escapes, a `\u` surrogate only as a
@@ -456,16 +491,24 @@ mod tests {
     }
 
     #[test]
-    fn strings_find_their_specials_in_every_lane_and_in_the_tail() {
-        for at in 0..40 {
+    fn strings_find_their_specials_in_every_lane_block_and_tail() {
+        for at in 0..150 {
             for special in [b'"', b'\\', 0x1f, 0x00] {
-                let mut bytes = vec![b'a'; 40];
+                let mut bytes = vec![b'a'; 150];
                 bytes[at] = special;
-                assert_eq!(super::special(&bytes), Some(at));
+                let text = String::from_utf8(bytes).expect("ASCII");
+                for from in [0, at / 2, at.saturating_sub(1), at] {
+                    let mut reader = Reader::new(&text);
+                    assert_eq!(reader.special(from), at, "{at} from {from}");
+                    // Again, from the block now known.
+                    assert_eq!(reader.special(from), at, "{at} from {from}, known");
+                }
             }
         }
-        assert_eq!(super::special(&[b'a'; 40]), None);
-        assert_eq!(super::special("ä🤨ÿ".as_bytes()), None);
+        let plain = "ä🤨ÿ".repeat(20);
+        let mut reader = Reader::new(&plain);
+        assert_eq!(reader.special(0), plain.len());
+        assert_eq!(reader.special(plain.len() + 5), plain.len() + 5);
     }
 
     #[test]
