@@ -196,8 +196,19 @@ fn write_canonical_scan(
 
 /// Shortens an id that is too long or has characters SQS does not accept in a message group id,
 /// by hashing it; ids that fit are kept readable.
-pub fn fit_conversation(id: String) -> String {
-    if fits_sqs(&id) { id } else { hash_id(&id) }
+pub fn fit_conversation(mut id: String) -> String {
+    fit_in_place(&mut id, 0);
+    id
+}
+
+/// [`fit_conversation`] of the id written at the end of `out`, from `start`.
+pub(crate) fn fit_in_place(out: &mut String, start: usize) {
+    let id = out.get(start..).unwrap_or_default();
+    if !fits_sqs(id) {
+        let hashed = hash_id(id);
+        out.truncate(start);
+        out.push_str(&hashed);
+    }
 }
 
 /// An id as SQS takes it for a FIFO message group or deduplication id: at most 128 printable

@@ -8,12 +8,14 @@ mod common;
 
 use common::edited;
 use proptest::prelude::*;
+use serde_json::value::RawValue;
 use shared::ingress::{
     LineOutline, MetaOutline, Split, SplitOptions, line_messages, line_outline_messages,
     meta_messages, meta_outline_messages,
 };
-use shared::line::Callback;
+use shared::line::{Callback, EventHead};
 use shared::meta::{MetaObject, Notification};
+use shared::tenants::scoped;
 use std::path::PathBuf;
 
 /// Small enough that the larger events go to the claim-check store.
@@ -52,6 +54,36 @@ fn line_agrees(body: &[u8]) -> Result<bool, TestCaseError> {
     };
     same_split(&split, &careful)?;
     Ok(true)
+}
+
+/// With a tenant, each message's key and conversation are the tenant's scoping
+/// ([`scoped`]) of the event's own, as serde reads its head.
+fn line_tenant_agrees(body: &[u8], tenant: &str) -> Result<(), TestCaseError> {
+    let Some(outline) = LineOutline::read(body) else {
+        return Ok(());
+    };
+    let options = SplitOptions {
+        tenant: Some(tenant),
+        ..options(body)
+    };
+    let Ok(split) = line_outline_messages(&outline, &options) else {
+        return Ok(());
+    };
+    let destination = outline.destination.as_deref().unwrap_or_default();
+    prop_assert_eq!(split.messages.len(), outline.events.len());
+    for (message, event) in split.messages.iter().zip(&outline.events) {
+        let raw = RawValue::from_string((*event).to_owned());
+        prop_assert!(raw.is_ok(), "outlined, but not JSON: {event}");
+        let Ok(raw) = raw else {
+            return Ok(());
+        };
+        let head = EventHead::of_serde(&raw);
+        let key = scoped(Some(tenant), head.dedup_key(destination, event));
+        let conversation = scoped(Some(tenant), head.conversation_id(destination));
+        prop_assert_eq!(message.key(), key.as_str());
+        prop_assert_eq!(message.conversation(), conversation.as_str());
+    }
+    Ok(())
 }
 
 fn meta_agrees(body: &[u8]) -> Result<bool, TestCaseError> {
@@ -187,6 +219,15 @@ proptest! {
     ) {
         line_agrees(body.as_bytes())?;
         line_agrees(&edited(&body, edit, at, byte))?;
+    }
+
+    #[test]
+    fn outlined_line_bodies_are_scoped_to_their_tenant(
+        body in line_body(),
+        // The longest makes every id too long for SQS, so that it is hashed.
+        tenant in prop::sample::select(vec!["acme", "a/b", "x".repeat(130).leak()]),
+    ) {
+        line_tenant_agrees(body.as_bytes(), tenant)?;
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! and the fuzz targets compare the two).
 
 use crate::compat::{flexible_id, lenient};
-use crate::line::EventHead;
+use crate::line::HeadRef;
 use crate::meta::{MetaObject, RawItem, entry_items};
 use crate::scan::{skip_ws, string_end_escaped, value_end};
 use serde::Deserialize;
@@ -30,7 +30,7 @@ pub struct LineOutline<'a> {
     pub events: Vec<&'a str>,
     /// Each event's head where it was read as the event was found (the event then validated),
     /// in a body of [`HEADS_MAX_BYTES`] or less; `None` elsewhere. One per event.
-    pub heads: Vec<Option<EventHead>>,
+    pub(crate) heads: Vec<Option<HeadRef<'a>>>,
 }
 
 /// Bodies up to this size have their events' heads read as the outline finds each event (one
@@ -239,13 +239,13 @@ impl<'a> Reader<'a> {
     }
 
     /// An array of LINE events' texts, each event's head in `heads` where the validating
-    /// reading is sure of it ([`EventHead::validating_at`], which also finds where the event
+    /// reading is sure of it ([`HeadRef::validating_at`], which also finds where the event
     /// ends); any other event is found as [`Reader::value`] finds it, its head left to the split.
-    fn events(&mut self, heads: &mut Vec<Option<EventHead>>) -> Option<Vec<&'a str>> {
+    fn events(&mut self, heads: &mut Vec<Option<HeadRef<'a>>>) -> Option<Vec<&'a str>> {
         let mut events = Vec::new();
         self.items(|reader| {
             let start = skip_ws(reader.text.as_bytes(), reader.at);
-            match EventHead::validating_at(reader.text, start) {
+            match HeadRef::validating_at(reader.text, start) {
                 Some((head, end)) => {
                     events.push(reader.text.get(start..end)?);
                     heads.push(Some(head));

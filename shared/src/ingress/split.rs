@@ -4,11 +4,11 @@
 
 use super::outline::{LineOutline, MetaOutline, OutlinedItem};
 use crate::envelope::{ClaimCheck, Envelope, Fresh, FreshContext};
-use crate::line::{Callback, EventHead};
+use crate::line::{Callback, EventHead, HeadRef};
 use crate::meta::{ItemHead, MetaObject, Notification};
 use crate::platform::{MalformedBody, Platform};
 use crate::ports::{QueueMessage, Str};
-use crate::tenants::scoped;
+use crate::tenants::{scoped, write_scoped as scoped_into};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -59,7 +59,7 @@ pub fn line_messages(
     callback: &Callback<'_>,
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
-    let events: Vec<(&str, Option<&EventHead>)> = callback
+    let events: Vec<(&str, Option<HeadRef<'_>>)> = callback
         .events
         .iter()
         .map(|raw| (raw.get(), None))
@@ -132,8 +132,8 @@ pub fn line_outline_messages(
     outline: &LineOutline<'_>,
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
-    let events: Vec<(&str, Option<&EventHead>)> = (outline.events.iter().copied())
-        .zip(outline.heads.iter().map(Option::as_ref))
+    let events: Vec<(&str, Option<HeadRef<'_>>)> = (outline.events.iter().copied())
+        .zip(outline.heads.iter().copied())
         .collect();
     line_events(
         outline.destination.as_deref(),
@@ -146,31 +146,38 @@ pub fn line_outline_messages(
 /// Each event's message; `head` reads the head of an event whose head was not read with it.
 fn line_events(
     destination: Option<&str>,
-    events: &[(&str, Option<&EventHead>)],
+    events: &[(&str, Option<HeadRef<'_>>)],
     options: &SplitOptions<'_>,
     head: impl Fn(&str) -> Result<EventHead, serde_json::Error> + Sync,
 ) -> Result<Split, serde_json::Error> {
+    let destination_text = destination.unwrap_or_default();
     in_parallel(
         events,
         |(text, _)| text.len(),
-        |&(text, read), out| {
+        |&(text, read), scratch, out| {
+            let owned;
             let head = match read {
-                Some(read) => std::borrow::Cow::Borrowed(read),
-                None => std::borrow::Cow::Owned(head(text)?),
+                Some(read) => read,
+                None => {
+                    owned = head(text)?;
+                    owned.as_ref()
+                }
             };
-            let key = scoped(
-                options.tenant,
-                head.dedup_key(destination.unwrap_or_default(), text),
-            );
-            let conversation = scoped(
-                options.tenant,
-                head.conversation_id(destination.unwrap_or_default()),
-            );
+            // Key and conversation written side by side, without a string of their own.
+            scratch.clear();
+            scoped_into(options.tenant, scratch, |out| {
+                head.write_dedup_key(destination_text, text, out)
+            });
+            let key_len = scratch.len();
+            scoped_into(options.tenant, scratch, |out| {
+                head.write_conversation(destination_text, out)
+            });
+            let (key, conversation) = scratch.split_at(key_len);
             let fresh = Fresh {
                 platform: Platform::Line,
                 tenant: options.tenant,
-                key: &key,
-                conversation: &conversation,
+                key,
+                conversation,
                 timestamp: head.timestamp,
                 received_at: options.received_at,
                 context: FreshContext::Line { destination },
@@ -233,7 +240,7 @@ fn meta_items(
     in_parallel(
         items,
         |item| item.raw.len(),
-        |item, out| {
+        |item, _, out| {
             let head = head(item)?;
             let key = scoped(options.tenant, head.key);
             let conversation = scoped(options.tenant, head.conversation);
@@ -292,9 +299,12 @@ struct Run {
 fn in_parallel<T: Sync>(
     events: &[T],
     event_len: impl Fn(&T) -> usize + Sync,
-    place: impl Fn(&T, &mut String) -> Result<(Placed, Option<Claim>), serde_json::Error> + Sync,
+    place: impl Fn(&T, &mut String, &mut String) -> Result<(Placed, Option<Claim>), serde_json::Error>
+    + Sync,
 ) -> Result<Split, serde_json::Error> {
     let run = |events: &[T]| -> Result<Run, serde_json::Error> {
+        // Room for what `place` writes of an event before its message (one per run).
+        let mut scratch = String::new();
         let bytes = events.iter().map(|e| event_len(e) + MESSAGE_OVERHEAD).sum();
         let mut run = Run {
             buffer: String::with_capacity(bytes),
@@ -302,7 +312,7 @@ fn in_parallel<T: Sync>(
             claims: Vec::new(),
         };
         for event in events {
-            let (placed, claim) = place(event, &mut run.buffer)?;
+            let (placed, claim) = place(event, &mut scratch, &mut run.buffer)?;
             run.placed.push(placed);
             run.claims.extend(claim);
         }

@@ -251,6 +251,23 @@ pub fn scoped(tenant: Option<&str>, id: String) -> String {
     }
 }
 
+/// [`scoped`] of the id that `write` puts at the end of `out`, written there.
+pub(crate) fn write_scoped(
+    tenant: Option<&str>,
+    out: &mut String,
+    write: impl FnOnce(&mut String),
+) {
+    let start = out.len();
+    if let Some(tenant) = tenant {
+        out.push_str(tenant);
+        out.push('/');
+    }
+    write(out);
+    if tenant.is_some() {
+        crate::key::fit_in_place(out, start);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
