@@ -14,7 +14,7 @@ use shared::ingress::{
     meta_messages, meta_outline_messages,
 };
 use shared::line::{Callback, EventHead};
-use shared::meta::{MetaObject, Notification};
+use shared::meta::{ItemHead, MetaObject, Notification};
 use shared::tenants::scoped;
 use std::path::PathBuf;
 
@@ -80,6 +80,36 @@ fn line_tenant_agrees(body: &[u8], tenant: &str) -> Result<(), TestCaseError> {
         let head = EventHead::of_serde(&raw);
         let key = scoped(Some(tenant), head.dedup_key(destination, event));
         let conversation = scoped(Some(tenant), head.conversation_id(destination));
+        prop_assert_eq!(message.key(), key.as_str());
+        prop_assert_eq!(message.conversation(), conversation.as_str());
+    }
+    Ok(())
+}
+
+/// With a tenant, each Meta message's key and conversation are the tenant's scoping of the
+/// item's own, as serde reads its head.
+fn meta_tenant_agrees(body: &[u8], tenant: &str) -> Result<(), TestCaseError> {
+    let Some(outline) = MetaOutline::read(body) else {
+        return Ok(());
+    };
+    let options = SplitOptions {
+        tenant: Some(tenant),
+        ..options(body)
+    };
+    let Ok(split) = meta_outline_messages(&outline, &options) else {
+        return Ok(());
+    };
+    prop_assert_eq!(split.messages.len(), outline.item_count());
+    for (message, item) in split.messages.iter().zip(outline.items()) {
+        let raw = RawValue::from_string(item.raw.to_owned());
+        prop_assert!(raw.is_ok(), "outlined, but not JSON: {}", item.raw);
+        let Ok(raw) = raw else {
+            return Ok(());
+        };
+        let head =
+            ItemHead::of_entry_serde(item.object, item.entry_id, item.entry_time, item.list, &raw);
+        let key = scoped(Some(tenant), head.key);
+        let conversation = scoped(Some(tenant), head.conversation);
         prop_assert_eq!(message.key(), key.as_str());
         prop_assert_eq!(message.conversation(), conversation.as_str());
     }
@@ -228,6 +258,14 @@ proptest! {
         tenant in prop::sample::select(vec!["acme", "a/b", "x".repeat(130).leak()]),
     ) {
         line_tenant_agrees(body.as_bytes(), tenant)?;
+    }
+
+    #[test]
+    fn outlined_meta_bodies_are_scoped_to_their_tenant(
+        body in meta_body(),
+        tenant in prop::sample::select(vec!["acme", "a/b", "x".repeat(130).leak()]),
+    ) {
+        meta_tenant_agrees(body.as_bytes(), tenant)?;
     }
 
     #[test]

@@ -5,13 +5,14 @@
 use super::outline::{LineOutline, MetaOutline, OutlinedItem};
 use crate::envelope::{ClaimCheck, Envelope, Fresh, FreshContext};
 use crate::line::{Callback, EventHead, HeadRef};
-use crate::meta::{ItemHead, MetaObject, Notification};
+use crate::meta::{ItemHead, MetaObject, Notification, Written};
 use crate::platform::{MalformedBody, Platform};
 use crate::ports::{QueueMessage, Str};
 use crate::tenants::{scoped, write_scoped as scoped_into};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// How to write a request's messages.
@@ -203,13 +204,14 @@ pub fn meta_messages(
             raw: item.raw.get(),
         })
         .collect();
-    meta_items(&items, options, |item| {
-        Ok(ItemHead::of_valid(
+    meta_items(&items, options, |item, out| {
+        Ok(ItemHead::of_valid_into(
             item.object,
             item.entry_id,
             item.entry_time,
             item.list,
             item.raw,
+            out,
         ))
     })
 }
@@ -221,13 +223,14 @@ pub fn meta_outline_messages(
     options: &SplitOptions<'_>,
 ) -> Result<Split, serde_json::Error> {
     let items: Vec<_> = outline.items().collect();
-    meta_items(&items, options, |item| {
-        ItemHead::checked(
+    meta_items(&items, options, |item, out| {
+        ItemHead::checked_into(
             item.object,
             item.entry_id,
             item.entry_time,
             item.list,
             item.raw,
+            out,
         )
     })
 }
@@ -235,15 +238,19 @@ pub fn meta_outline_messages(
 fn meta_items(
     items: &[OutlinedItem<'_>],
     options: &SplitOptions<'_>,
-    head: impl Fn(&OutlinedItem<'_>) -> Result<ItemHead, serde_json::Error> + Sync,
+    head: impl Fn(&OutlinedItem<'_>, &mut String) -> Result<Written, serde_json::Error> + Sync,
 ) -> Result<Split, serde_json::Error> {
     in_parallel(
         items,
         |item| item.raw.len(),
-        |item, _, out| {
-            let head = head(item)?;
-            let key = scoped(options.tenant, head.key);
-            let conversation = scoped(options.tenant, head.conversation);
+        |item, scratch, out| {
+            let head = head(item, scratch)?;
+            let (key, conversation) = scratch.split_at(head.key_len);
+            let scope = |id: &str| scoped(options.tenant, id.to_owned());
+            let (key, conversation) = match options.tenant {
+                None => (Cow::Borrowed(key), Cow::Borrowed(conversation)),
+                Some(_) => (Cow::Owned(scope(key)), Cow::Owned(scope(conversation))),
+            };
             let fresh = Fresh {
                 platform: Platform::Meta,
                 tenant: options.tenant,

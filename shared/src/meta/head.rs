@@ -62,15 +62,17 @@ impl ItemHead {
         Self::read(object, entry_id, entry_time, list, raw.get(), true)
     }
 
-    /// [`ItemHead::of_entry`] of an item's text known to be one valid JSON value.
-    pub(crate) fn of_valid(
+    /// [`ItemHead::of_entry`] of an item's text known to be one valid JSON value, written as
+    /// [`ItemHead::checked_into`] writes it.
+    pub(crate) fn of_valid_into(
         object: &str,
         entry_id: &str,
         entry_time: Option<i64>,
         list: ItemList,
         text: &str,
-    ) -> ItemHead {
-        Self::read(object, entry_id, entry_time, list, text, false)
+        out: &mut String,
+    ) -> Written {
+        Self::read_into(object, entry_id, entry_time, list, text, false, out)
     }
 
     /// [`ItemHead::of_entry`] of an item's text not yet known to be JSON, validating it: the
@@ -85,6 +87,22 @@ impl ItemHead {
         list: ItemList,
         text: &str,
     ) -> Result<ItemHead, serde_json::Error> {
+        let mut out = String::new();
+        let written = Self::checked_into(object, entry_id, entry_time, list, text, &mut out)?;
+        Ok(Self::from_written(out, written))
+    }
+
+    /// [`ItemHead::checked`] with the key and the conversation written into `out` (cleared
+    /// first) instead of strings of their own: the split's reading, two allocations per item
+    /// fewer.
+    pub(crate) fn checked_into(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        text: &str,
+        out: &mut String,
+    ) -> Result<Written, serde_json::Error> {
         let item = Item {
             object,
             entry_id,
@@ -94,22 +112,23 @@ impl ItemHead {
         let strict = match list {
             ItemList::Messaging | ItemList::Standby => MessagingHead::validating(text)
                 .or_else(|| MessagingHead::strict(text))
-                .map(|head| item.messaging(head, key::hashed_json)),
+                .map(|head| item.messaging(head, key::hashed_json, out)),
             ItemList::Changes => ChangeHead::validating(text)
                 .or_else(|| ChangeHead::strict(text))
-                .map(|head| item.change(head, key::hashed_json)),
+                .map(|head| item.change(head, key::hashed_json, out)),
         };
         match strict {
-            Some(head) => Ok(head),
+            Some(written) => Ok(written),
             None => {
                 let raw: &RawValue = serde_json::from_str(text)?;
-                Ok(Self::read(
+                Ok(Self::read_into(
                     object,
                     entry_id,
                     entry_time,
                     list,
                     raw.get(),
                     false,
+                    out,
                 ))
             }
         }
@@ -123,6 +142,20 @@ impl ItemHead {
         text: &str,
         serde: bool,
     ) -> ItemHead {
+        let mut out = String::new();
+        let written = Self::read_into(object, entry_id, entry_time, list, text, serde, &mut out);
+        Self::from_written(out, written)
+    }
+
+    fn read_into(
+        object: &str,
+        entry_id: &str,
+        entry_time: Option<i64>,
+        list: ItemList,
+        text: &str,
+        serde: bool,
+        out: &mut String,
+    ) -> Written {
         let hashed_json = if serde {
             key::hashed_json_serde
         } else {
@@ -141,7 +174,7 @@ impl ItemHead {
                 } else {
                     MessagingHead::read(text)
                 };
-                item.messaging(head, hashed_json)
+                item.messaging(head, hashed_json, out)
             }
             ItemList::Changes => {
                 let head = if serde {
@@ -149,10 +182,28 @@ impl ItemHead {
                 } else {
                     ChangeHead::read(text)
                 };
-                item.change(head, hashed_json)
+                item.change(head, hashed_json, out)
             }
         }
     }
+
+    fn from_written(mut key: String, written: Written) -> ItemHead {
+        let conversation = key.split_off(written.key_len);
+        ItemHead {
+            key,
+            conversation,
+            timestamp: written.timestamp,
+        }
+    }
+}
+
+/// An item's head as [`ItemHead::checked_into`] wrote it: its key, then its conversation, from
+/// the start of the string it was given.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    /// Where the key ends and the conversation starts.
+    pub(crate) key_len: usize,
+    pub(crate) timestamp: Option<i64>,
 }
 
 /// An item's context and text, for keying it once its head is read.
@@ -167,36 +218,65 @@ struct Item<'a> {
 type HashedJson = fn(&str, &[&str], &str) -> String;
 
 impl Item<'_> {
-    fn fallback_conversation(&self) -> String {
-        key::fit_conversation(["meta:", self.entry_id].concat())
+    /// `meta:{entry id}`, for an item without a user, at the end of `out`.
+    fn write_fallback_conversation(&self, out: &mut String) {
+        let start = out.len();
+        out.push_str("meta:");
+        out.push_str(self.entry_id);
+        key::fit_in_place(out, start);
     }
 
-    fn messaging(&self, head: MessagingHead<'_>, hashed_json: HashedJson) -> ItemHead {
-        let key = head
-            .own_key()
-            .unwrap_or_else(|| hashed_json("meta:h:", &[self.object, self.entry_id], self.text));
-        let conversation = head
-            .counterpart(self.entry_id)
-            .map(|user| key::fit_conversation(["meta:", self.entry_id, ":", user].concat()))
-            .unwrap_or_else(|| self.fallback_conversation());
-        ItemHead {
-            key,
-            conversation,
+    fn messaging(
+        &self,
+        head: MessagingHead<'_>,
+        hashed_json: HashedJson,
+        out: &mut String,
+    ) -> Written {
+        out.clear();
+        if !head.write_own_key(out) {
+            out.push_str(&hashed_json(
+                "meta:h:",
+                &[self.object, self.entry_id],
+                self.text,
+            ));
+        }
+        let key_len = out.len();
+        match head.counterpart(self.entry_id) {
+            Some(user) => {
+                out.push_str("meta:");
+                out.push_str(self.entry_id);
+                out.push(':');
+                out.push_str(user);
+                key::fit_in_place(out, key_len);
+            }
+            None => self.write_fallback_conversation(out),
+        }
+        Written {
+            key_len,
             timestamp: head.timestamp,
         }
     }
 
-    fn change(&self, head: ChangeHead<'_>, hashed_json: HashedJson) -> ItemHead {
-        let time = self.entry_time.map(|t| t.to_string()).unwrap_or_default();
-        let key = head.own_key(self.object, self.entry_id).unwrap_or_else(|| {
-            hashed_json("meta:h:", &[self.object, self.entry_id, &time], self.text)
-        });
-        let conversation = head
-            .conversation()
-            .unwrap_or_else(|| self.fallback_conversation());
-        ItemHead {
-            key,
-            conversation,
+    fn change(&self, head: ChangeHead<'_>, hashed_json: HashedJson, out: &mut String) -> Written {
+        out.clear();
+        match head.own_key(self.object, self.entry_id) {
+            Some(key) => out.push_str(&key),
+            None => {
+                let time = self.entry_time.map(|t| t.to_string()).unwrap_or_default();
+                out.push_str(&hashed_json(
+                    "meta:h:",
+                    &[self.object, self.entry_id, &time],
+                    self.text,
+                ));
+            }
+        }
+        let key_len = out.len();
+        match head.conversation() {
+            Some(conversation) => out.push_str(&conversation),
+            None => self.write_fallback_conversation(out),
+        }
+        Written {
+            key_len,
             timestamp: head.timestamp_ms(),
         }
     }
@@ -458,30 +538,35 @@ impl<'a> MessagingHead<'a> {
         })
     }
 
-    fn own_key(&self) -> Option<String> {
+    /// Writes the item's own key at the end of `out`, where it has one.
+    fn write_own_key(&self, out: &mut String) -> bool {
         if let Some(EditHead {
             mid: Some(mid),
             num_edit: Some(num_edit),
         }) = &self.message_edit
         {
-            return Some(format!("meta:{mid}:edit:{num_edit}"));
+            out.push_str("meta:");
+            out.push_str(mid);
+            out.push_str(":edit:");
+            out.push_str(itoa::Buffer::new().format(*num_edit));
+            return true;
         }
+        let mid = match (&self.message, &self.postback) {
+            (Some(MidHead { mid: Some(mid), .. }), _)
+            | (_, Some(MidHead { mid: Some(mid), .. })) => mid,
+            _ => return false,
+        };
+        out.push_str("meta:");
+        out.push_str(mid);
+        // An Instagram unsend reuses the original message's mid.
         if let Some(MidHead {
-            mid: Some(mid),
-            is_deleted,
+            mid: Some(_),
+            is_deleted: true,
         }) = &self.message
         {
-            // An Instagram unsend reuses the original message's mid.
-            return Some(if *is_deleted {
-                ["meta:", mid, ":deleted"].concat()
-            } else {
-                ["meta:", mid].concat()
-            });
+            out.push_str(":deleted");
         }
-        if let Some(MidHead { mid: Some(mid), .. }) = &self.postback {
-            return Some(["meta:", mid].concat());
-        }
-        None
+        true
     }
 
     /// The user of the thread: whichever party is not the page.

@@ -23,6 +23,7 @@ mod messaging;
 mod whatsapp;
 
 pub use head::ItemHead;
+pub(crate) use head::Written;
 pub use messaging::*;
 pub use whatsapp::*;
 
