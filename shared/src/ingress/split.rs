@@ -3,7 +3,7 @@
 //! base64 when it holds characters SQS refuses.
 
 use super::outline::{LineOutline, MetaOutline, OutlinedItem};
-use crate::envelope::{ClaimCheck, Envelope, Fresh, FreshContext};
+use crate::envelope::{ClaimCheck, Envelope, Fresh, FreshContext, SharedPart};
 use crate::line::{Callback, EventHead, HeadRef};
 use crate::meta::{ItemHead, MetaObject, Notification, Written};
 use crate::platform::{MalformedBody, Platform};
@@ -155,7 +155,7 @@ fn line_events(
     in_parallel(
         events,
         |(text, _)| text.len(),
-        |&(text, read), scratch, out| {
+        |&(text, read), (scratch, shared): &mut Scratch<'_>, out| {
             let owned;
             let head = match read {
                 Some(read) => read,
@@ -174,6 +174,7 @@ fn line_events(
                 head.write_conversation(destination_text, out)
             });
             let (key, conversation) = scratch.split_at(key_len);
+            let context = FreshContext::Line { destination };
             let fresh = Fresh {
                 platform: Platform::Line,
                 tenant: options.tenant,
@@ -181,10 +182,10 @@ fn line_events(
                 conversation,
                 timestamp: head.timestamp,
                 received_at: options.received_at,
-                context: FreshContext::Line { destination },
+                context,
                 event: text,
             };
-            place(&fresh, options, out)
+            place(&fresh, shared.of(options.received_at, context), options, out)
         },
     )
 }
@@ -243,13 +244,19 @@ fn meta_items(
     in_parallel(
         items,
         |item| item.raw.len(),
-        |item, scratch, out| {
+        |item, (scratch, shared): &mut Scratch<'_>, out| {
             let head = head(item, scratch)?;
             let (key, conversation) = scratch.split_at(head.key_len);
             let scope = |id: &str| scoped(options.tenant, id.to_owned());
             let (key, conversation) = match options.tenant {
                 None => (Cow::Borrowed(key), Cow::Borrowed(conversation)),
                 Some(_) => (Cow::Owned(scope(key)), Cow::Owned(scope(conversation))),
+            };
+            let context = FreshContext::Meta {
+                object: item.object,
+                entry_id: item.entry_id,
+                entry_time: item.entry_time,
+                list: item.list,
             };
             let fresh = Fresh {
                 platform: Platform::Meta,
@@ -258,15 +265,10 @@ fn meta_items(
                 conversation: &conversation,
                 timestamp: head.timestamp,
                 received_at: options.received_at,
-                context: FreshContext::Meta {
-                    object: item.object,
-                    entry_id: item.entry_id,
-                    entry_time: item.entry_time,
-                    list: item.list,
-                },
+                context,
                 event: item.raw,
             };
-            place(&fresh, options, out)
+            place(&fresh, shared.of(options.received_at, context), options, out)
         },
     )
 }
@@ -280,6 +282,10 @@ const RUN_EVENTS: usize = 64;
 
 /// Bytes a message needs beside its event's: envelope fields, key, conversation.
 const MESSAGE_OVERHEAD: usize = 512;
+
+/// What a run keeps from one event to the next: room for an event's key and conversation, and
+/// the envelope's part that the run's events share.
+type Scratch<'a> = (String, SharedPart<'a>);
 
 /// Where one message's strings lie in its run's buffer.
 struct Placed {
@@ -303,15 +309,15 @@ struct Run {
 /// allocator, on two threads contending for its locks. The calling thread takes runs too (the
 /// pool's threads join as they come: a sleeping one takes 150-350 us to wake on a 2-vCPU VM,
 /// where a parallel iterator left the caller waiting for them).
-fn in_parallel<T: Sync>(
+fn in_parallel<T: Sync, S: Default>(
     events: &[T],
     event_len: impl Fn(&T) -> usize + Sync,
-    place: impl Fn(&T, &mut String, &mut String) -> Result<(Placed, Option<Claim>), serde_json::Error>
+    place: impl Fn(&T, &mut S, &mut String) -> Result<(Placed, Option<Claim>), serde_json::Error>
     + Sync,
 ) -> Result<Split, serde_json::Error> {
     let run = |events: &[T]| -> Result<Run, serde_json::Error> {
-        // Room for what `place` writes of an event before its message (one per run).
-        let mut scratch = String::new();
+        // What `place` keeps from one event of the run to the next (its scratch strings).
+        let mut scratch = S::default();
         let bytes = events.iter().map(|e| event_len(e) + MESSAGE_OVERHEAD).sum();
         let mut run = Run {
             buffer: String::with_capacity(bytes),
@@ -387,6 +393,7 @@ type Claim = (String, Bytes);
 /// one queue message goes to the claim-check store and the message carries a pointer to it.
 fn place(
     fresh: &Fresh<'_>,
+    shared: &str,
     options: &SplitOptions<'_>,
     out: &mut String,
 ) -> Result<(Placed, Option<Claim>), serde_json::Error> {
@@ -401,7 +408,7 @@ fn place(
     if options.refused_chars {
         out.push_str(&fresh.envelope()?.encode_for_sqs()?);
     } else {
-        fresh.write_into(out);
+        fresh.write_into_sharing(out, shared);
     }
     let mut claim = None;
     if out.len() - start > options.max_message_bytes {
