@@ -185,7 +185,12 @@ fn line_events(
                 context,
                 event: text,
             };
-            place(&fresh, shared.of(options.received_at, context), options, out)
+            place(
+                &fresh,
+                shared.of(options.received_at, context),
+                options,
+                out,
+            )
         },
     )
 }
@@ -268,7 +273,12 @@ fn meta_items(
                 context,
                 event: item.raw,
             };
-            place(&fresh, shared.of(options.received_at, context), options, out)
+            place(
+                &fresh,
+                shared.of(options.received_at, context),
+                options,
+                out,
+            )
         },
     )
 }
@@ -312,8 +322,7 @@ struct Run {
 fn in_parallel<T: Sync, S: Default>(
     events: &[T],
     event_len: impl Fn(&T) -> usize + Sync,
-    place: impl Fn(&T, &mut S, &mut String) -> Result<(Placed, Option<Claim>), serde_json::Error>
-    + Sync,
+    place: impl Fn(&T, &mut S, &mut String) -> Result<(Placed, Option<Claim>), serde_json::Error> + Sync,
 ) -> Result<Split, serde_json::Error> {
     let run = |events: &[T]| -> Result<Run, serde_json::Error> {
         // What `place` keeps from one event of the run to the next (its scratch strings).
