@@ -46,11 +46,8 @@ fn prefixed_hex(prefix: &str, hasher: Sha256) -> String {
 /// serde_json's depth limit), so that two different items never share a key. `json` is text
 /// serde_json has validated (an event's `RawValue`).
 pub fn hashed_json(prefix: &str, parts: &[&str], json: &str) -> String {
-    let mut canonical = String::with_capacity(json.len());
-    if write_canonical_scan(crate::scan::Json::new(json), &mut canonical, 0).is_ok() {
-        return hash_parts(prefix, parts, &canonical);
-    }
-    hashed_json_serde(prefix, parts, json)
+    with_canonical(json, |canonical| hash_parts(prefix, parts, canonical))
+        .unwrap_or_else(|| hashed_json_serde(prefix, parts, json))
 }
 
 /// [`hashed_json`] through serde's reading of every level alone: the definition that its
@@ -136,62 +133,201 @@ fn write_canonical_text(
     Ok(())
 }
 
-/// [`write_canonical_text`] for JSON text already validated (the ingress's, checked by serde
-/// before any item is keyed), without reading each level again: the same output, or `Unclean`
-/// where only the serde reading decides (an escaped key or string, nesting past [`MAX_DEPTH`]).
-fn write_canonical_scan(
-    json: crate::scan::Json<'_>,
-    out: &mut String,
-    depth: usize,
-) -> Result<(), crate::scan::Unclean> {
-    use crate::scan::{Kind, Unclean};
-    if depth > MAX_DEPTH {
-        return Err(Unclean);
+/// [`write_canonical_text`] for JSON text already validated (the ingress's, checked before any
+/// item is keyed), in one pass: each value written as it is read, an object's members sorted
+/// only where they came out of order, so no value is walked twice to find where it ends. The
+/// same output, or `Unclean` where only the serde reading decides (an escaped key or string,
+/// nesting past [`MAX_DEPTH`]). On text that is not JSON: nonsense or `Unclean`, never a panic.
+struct Canonical<'a> {
+    text: &'a str,
+    at: usize,
+    /// The members of the objects open now, innermost last: where each one's key lies in
+    /// `text`, and where its `"key":value` lies in the output.
+    members: Vec<Member>,
+}
+
+#[derive(Clone, Copy)]
+struct Member {
+    key: (usize, usize),
+    written: (usize, usize),
+}
+
+/// The canonical writer's buffers: members, the canonical text, and the copy of an object
+/// whose members are put in order.
+type Buffers = (Vec<Member>, String, String);
+
+thread_local! {
+    /// [`Buffers`] kept from one item to the next: a batch keys hundreds.
+    static CANONICAL: std::cell::RefCell<Buffers> =
+        const { std::cell::RefCell::new((Vec::new(), String::new(), String::new())) };
+}
+
+impl Canonical<'_> {
+    fn ws(&mut self) -> Option<u8> {
+        self.at = crate::scan::skip_ws(self.text.as_bytes(), self.at);
+        self.text.as_bytes().get(self.at).copied()
     }
-    match json.kind() {
-        Kind::Object => {
-            let mut members = json.members().collect::<Result<Vec<_>, _>>()?;
-            // Keys in byte order; a repeated key keeps its last value (a stable sort keeps the
-            // members of one key in order).
-            members.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            let mut first = true;
-            for (index, (name, value)) in members.iter().enumerate() {
-                if members.get(index + 1).is_some_and(|next| next.0 == *name) {
-                    continue;
+
+    /// The key of a member: the text between its quotes, which holds no escape.
+    fn key(&mut self) -> Result<(usize, usize), crate::scan::Unclean> {
+        use crate::scan::Unclean;
+        let start = self.at + 1;
+        let end = crate::scan::quote_or_backslash(self.text.as_bytes(), start).ok_or(Unclean)?;
+        if self.text.as_bytes()[end] != b'"' {
+            return Err(Unclean);
+        }
+        self.at = end + 1;
+        Ok((start, end))
+    }
+
+    fn value(
+        &mut self,
+        out: &mut String,
+        spare: &mut String,
+        depth: usize,
+    ) -> Result<(), crate::scan::Unclean> {
+        use crate::scan::Unclean;
+        if depth > MAX_DEPTH {
+            return Err(Unclean);
+        }
+        let bytes = self.text.as_bytes();
+        match self.ws().ok_or(Unclean)? {
+            b'{' => {
+                self.at += 1;
+                out.push('{');
+                let base = self.members.len();
+                let body = out.len();
+                if self.ws() == Some(b'}') {
+                    self.at += 1;
+                } else {
+                    loop {
+                        if self.ws() != Some(b'"') {
+                            return Err(Unclean);
+                        }
+                        let key = self.key()?;
+                        if self.ws() != Some(b':') {
+                            return Err(Unclean);
+                        }
+                        self.at += 1;
+                        let start = out.len();
+                        out.push('"');
+                        out.push_str(self.text.get(key.0..key.1).ok_or(Unclean)?);
+                        out.push_str("\":");
+                        self.value(out, spare, depth + 1)?;
+                        self.members.push(Member {
+                            key,
+                            written: (start, out.len()),
+                        });
+                        match self.ws() {
+                            Some(b',') => {
+                                self.at += 1;
+                                out.push(',');
+                            }
+                            Some(b'}') => {
+                                self.at += 1;
+                                break;
+                            }
+                            _ => return Err(Unclean),
+                        }
+                    }
                 }
-                if !first {
-                    out.push(',');
+                self.sort_members(base, body, out, spare);
+                self.members.truncate(base);
+                out.push('}');
+            }
+            b'[' => {
+                self.at += 1;
+                out.push('[');
+                if self.ws() == Some(b']') {
+                    self.at += 1;
+                } else {
+                    loop {
+                        self.value(out, spare, depth + 1)?;
+                        match self.ws() {
+                            Some(b',') => {
+                                self.at += 1;
+                                out.push(',');
+                            }
+                            Some(b']') => {
+                                self.at += 1;
+                                break;
+                            }
+                            _ => return Err(Unclean),
+                        }
+                    }
                 }
-                first = false;
-                // A key without escapes is written back as it came: serde_json escapes only
+                out.push(']');
+            }
+            b'"' => {
+                let start = self.at;
+                self.key()?;
+                // Without escapes a string is written back as it came: serde_json escapes only
                 // quotes, backslashes and control characters, none of which it can hold.
-                out.push('"');
-                out.push_str(name);
-                out.push_str("\":");
-                write_canonical_scan(*value, out, depth + 1)?;
+                out.push_str(self.text.get(start..self.at).ok_or(Unclean)?);
             }
-            out.push('}');
-        }
-        Kind::Array => {
-            out.push('[');
-            for (index, item) in json.items().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_canonical_scan(item, out, depth + 1)?;
+            _ => {
+                // A number, `true`, `false` or `null`, kept as written.
+                let end = crate::scan::scalar_end(bytes, self.at);
+                out.push_str(self.text.get(self.at..end).ok_or(Unclean)?);
+                self.at = end;
             }
-            out.push(']');
         }
-        Kind::String => {
-            if memchr::memchr(b'\\', json.0.as_bytes()).is_some() {
-                return Err(Unclean);
-            }
-            out.push_str(json.0);
-        }
-        Kind::Number | Kind::Bool(_) | Kind::Null => out.push_str(json.0),
+        Ok(())
     }
-    Ok(())
+
+    /// The object's members from `base` on, written from `body` in `out`, put in key order; a
+    /// repeated key keeps its last value (a stable sort keeps the members of one key in order).
+    fn sort_members(&mut self, base: usize, body: usize, out: &mut String, spare: &mut String) {
+        let text = self.text;
+        let key = |m: &Member| text.get(m.key.0..m.key.1).unwrap_or_default();
+        let members = &mut self.members[base..];
+        if members.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            return;
+        }
+        spare.clear();
+        spare.push_str(out.get(body..).unwrap_or_default());
+        out.truncate(body);
+        members.sort_by(|a, b| key(a).cmp(key(b)));
+        let mut first = true;
+        for (index, member) in members.iter().enumerate() {
+            if members
+                .get(index + 1)
+                .is_some_and(|next| key(next) == key(member))
+            {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let (start, end) = member.written;
+            out.push_str(spare.get(start - body..end - body).unwrap_or_default());
+        }
+    }
+}
+
+/// `json`'s canonical form written by [`Canonical`] into `buffers`' text, then `hashed`; `None`
+/// where it is `Unclean`.
+fn with_canonical<T>(json: &str, hashed: impl FnOnce(&str) -> T) -> Option<T> {
+    let mut fresh = Buffers::default();
+    CANONICAL.with(|buffers| {
+        // Only a caller inside `hashed` could find them taken; it gets buffers of its own.
+        let mut taken = buffers.try_borrow_mut();
+        let (members, canonical, spare) = match taken.as_deref_mut() {
+            Ok(buffers) => buffers,
+            Err(_) => &mut fresh,
+        };
+        members.clear();
+        canonical.clear();
+        let mut reader = Canonical {
+            text: json,
+            at: 0,
+            members: std::mem::take(members),
+        };
+        let written = reader.value(canonical, spare, 0);
+        *members = reader.members;
+        written.ok().map(|()| hashed(canonical))
+    })
 }
 
 /// Shortens an id that is too long or has characters SQS does not accept in a message group id,

@@ -321,7 +321,7 @@ pub(crate) fn string_end_escaped(bytes: &[u8], start: usize) -> (usize, bool) {
 /// The next `"` or `\` at or after `from`: eight bytes at a time, then memchr for long strings
 /// (most strings of an event are short, where memchr's setup costs more than it saves).
 #[inline]
-fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while let Some(word) = word_at(bytes, at) {
         let found = zero_bytes(word ^ splat(b'"')) | zero_bytes(word ^ splat(b'\\'));
@@ -385,7 +385,7 @@ fn first_byte(flags: u64) -> usize {
 }
 
 /// The end of a number or literal starting at `start`.
-fn scalar_end(bytes: &[u8], start: usize) -> usize {
+pub(crate) fn scalar_end(bytes: &[u8], start: usize) -> usize {
     let mut at = start;
     while at < bytes.len()
         && !matches!(
