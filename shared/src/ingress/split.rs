@@ -362,11 +362,30 @@ fn in_parallel<T: Sync, S: Default>(
                 let _ = slot.set(run(chunk));
             }
         };
+        // Pool threads writing runs now. The caller, done with its own runs, waits for theirs
+        // awake: blocked in the scope, it took 15-20 us to be woken on this 2-vCPU VM once the
+        // last run was written (BENCHMARKS.md). Yielding after a short spin leaves the core to
+        // the writer where there is only one.
+        let busy = AtomicUsize::new(0);
         rayon::in_place_scope(|scope| {
-            for _ in 0..rayon::current_num_threads() {
-                scope.spawn(|_| work());
+            // One job less than the pool's threads: the caller writes runs too.
+            for _ in 1..rayon::current_num_threads().max(2) {
+                scope.spawn(|_| {
+                    busy.fetch_add(1, Ordering::AcqRel);
+                    work();
+                    busy.fetch_sub(1, Ordering::AcqRel);
+                });
             }
             work();
+            let mut spins = 0u32;
+            while busy.load(Ordering::Acquire) > 0 {
+                if spins < 256 {
+                    std::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
         });
         for (chunk, written) in chunks.iter().zip(runs) {
             // Every run was taken before the scope returned; were one not, it is written here.
