@@ -372,8 +372,10 @@ fn in_parallel<T: Sync, S: Default>(
             for _ in 1..rayon::current_num_threads().max(2) {
                 scope.spawn(|_| {
                     busy.fetch_add(1, Ordering::AcqRel);
+                    // Counted out however the job ends: a count left up would keep the caller
+                    // waiting for ever.
+                    let _done = Done(&busy);
                     work();
-                    busy.fetch_sub(1, Ordering::AcqRel);
                 });
             }
             work();
@@ -395,6 +397,15 @@ fn in_parallel<T: Sync, S: Default>(
         split.take(run(events)?);
     }
     Ok(split)
+}
+
+/// Takes one from its count when dropped: a pool job of [`in_parallel`] that has ended.
+struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Split {
