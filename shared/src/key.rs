@@ -143,7 +143,7 @@ struct Canonical<'a> {
     at: usize,
     /// The members of the objects open now, innermost last: where each one's key lies in
     /// `text`, and where its `"key":value` lies in the output.
-    members: Vec<Member>,
+    members: &'a mut Vec<Member>,
 }
 
 #[derive(Clone, Copy)]
@@ -173,7 +173,7 @@ impl Canonical<'_> {
         use crate::scan::Unclean;
         let start = self.at + 1;
         let end = crate::scan::quote_or_backslash(self.text.as_bytes(), start).ok_or(Unclean)?;
-        if self.text.as_bytes()[end] != b'"' {
+        if self.text.as_bytes().get(end) != Some(&b'"') {
             return Err(Unclean);
         }
         self.at = end + 1;
@@ -322,10 +322,9 @@ fn with_canonical<T>(json: &str, hashed: impl FnOnce(&str) -> T) -> Option<T> {
         let mut reader = Canonical {
             text: json,
             at: 0,
-            members: std::mem::take(members),
+            members,
         };
         let written = reader.value(canonical, spare, 0);
-        *members = reader.members;
         written.ok().map(|()| hashed(canonical))
     })
 }
