@@ -378,6 +378,14 @@ pub struct SharedPart<'a> {
 }
 
 impl<'a> SharedPart<'a> {
+    /// An empty part with room for `bytes` of text.
+    pub fn with_capacity(bytes: usize) -> Self {
+        SharedPart {
+            of: None,
+            text: String::with_capacity(bytes),
+        }
+    }
+
     /// The part for an event received at `received_at` in `context`.
     pub fn of(&mut self, received_at: i64, context: FreshContext<'a>) -> &str {
         if self.of != Some((received_at, context)) {

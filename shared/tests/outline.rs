@@ -72,7 +72,8 @@ fn line_tenant_agrees(body: &[u8], tenant: &str) -> Result<(), TestCaseError> {
     let destination = outline.destination.as_deref().unwrap_or_default();
     prop_assert_eq!(split.messages.len(), outline.events.len());
     for (message, event) in split.messages.iter().zip(&outline.events) {
-        let raw = RawValue::from_string((*event).to_owned());
+        let event = event.text;
+        let raw = RawValue::from_string(event.to_owned());
         prop_assert!(raw.is_ok(), "outlined, but not JSON: {event}");
         let Ok(raw) = raw else {
             return Ok(());

@@ -22,7 +22,7 @@ mod split;
 pub use config::{
     DEFAULT_ENQUEUE_BUDGET, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS, IngressConfig,
 };
-pub use outline::{EntryOutline, LineOutline, MetaOutline, OutlinedItem};
+pub use outline::{EntryOutline, LineOutline, MetaOutline, OutlinedEvent, OutlinedItem};
 pub use split::{
     LineBody, Split, SplitOptions, line_body, line_messages, line_outline_messages, meta_body,
     meta_messages, meta_outline_messages, meta_outlined,

@@ -26,11 +26,20 @@ use serde_json::de::StrRead;
 pub struct LineOutline<'a> {
     /// As [`Callback::destination`](crate::line::Callback::destination).
     pub destination: Option<String>,
-    /// Each event's text.
-    pub events: Vec<&'a str>,
-    /// Each event's head where it was read as the event was found (the event then validated),
-    /// in a body of [`HEADS_MAX_BYTES`] or less; `None` elsewhere. One per event.
-    pub(crate) heads: Vec<Option<HeadRef<'a>>>,
+    /// Each event, in the body's order.
+    pub events: Vec<OutlinedEvent<'a>>,
+}
+
+/// One event of a [`LineOutline`].
+#[derive(Debug, Clone, Copy)]
+pub struct OutlinedEvent<'a> {
+    /// The event's text.
+    pub text: &'a str,
+    /// Its head where it was read as the event was found (the event then validated), in a
+    /// body of [`HEADS_MAX_BYTES`] or less; `None` elsewhere. Kept beside the text, not in a
+    /// list of its own: one allocation a request fewer, a tenth of a one-event request's
+    /// time being the allocator's.
+    pub(crate) head: Option<HeadRef<'a>>,
 }
 
 /// Bodies up to this size have their events' heads read as the outline finds each event (one
@@ -44,7 +53,6 @@ impl<'a> LineOutline<'a> {
     pub fn read(body: &'a [u8]) -> Option<LineOutline<'a>> {
         let mut reader = Reader::new(body)?;
         let (mut destination, mut events) = (None, None);
-        let mut heads = Vec::new();
         reader.members(|reader, key| match key {
             "destination" if destination.is_none() => {
                 destination = Some(reader.scalar(|de| lenient::option::<_, String>(de))?);
@@ -52,21 +60,22 @@ impl<'a> LineOutline<'a> {
             }
             "events" if events.is_none() => {
                 events = Some(if body.len() <= HEADS_MAX_BYTES {
-                    reader.events(&mut heads)?
+                    reader.events()?
                 } else {
-                    reader.values()?
+                    let texts = reader.values()?;
+                    texts
+                        .into_iter()
+                        .map(|text| OutlinedEvent { text, head: None })
+                        .collect()
                 });
                 Some(())
             }
             _ => None,
         })?;
         reader.end()?;
-        let events = events?;
-        heads.resize(events.len(), None);
         Some(LineOutline {
             destination: destination.flatten(),
-            events,
-            heads,
+            events: events?,
         })
     }
 }
@@ -238,24 +247,27 @@ impl<'a> Reader<'a> {
         Some(values)
     }
 
-    /// An array of LINE events' texts, each event's head in `heads` where the validating
-    /// reading is sure of it ([`HeadRef::validating_at`], which also finds where the event
-    /// ends); any other event is found as [`Reader::value`] finds it, its head left to the split.
-    fn events(&mut self, heads: &mut Vec<Option<HeadRef<'a>>>) -> Option<Vec<&'a str>> {
+    /// An array of LINE events, each with its head where the validating reading is sure of it
+    /// ([`HeadRef::validating_at`], which also finds where the event ends); any other event is
+    /// found as [`Reader::value`] finds it, its head left to the split.
+    fn events(&mut self) -> Option<Vec<OutlinedEvent<'a>>> {
         let mut events = Vec::new();
         self.items(|reader| {
             let start = skip_ws(reader.text.as_bytes(), reader.at);
-            match HeadRef::validating_at(reader.text, start) {
+            events.push(match HeadRef::validating_at(reader.text, start) {
                 Some((head, end)) => {
-                    events.push(reader.text.get(start..end)?);
-                    heads.push(Some(head));
+                    let text = reader.text.get(start..end)?;
                     reader.at = end;
+                    OutlinedEvent {
+                        text,
+                        head: Some(head),
+                    }
                 }
-                None => {
-                    events.push(reader.value()?);
-                    heads.push(None);
-                }
-            }
+                None => OutlinedEvent {
+                    text: reader.value()?,
+                    head: None,
+                },
+            });
             Some(())
         })?;
         Some(events)
