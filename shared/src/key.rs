@@ -454,6 +454,34 @@ mod tests {
         );
     }
 
+    /// Every mix of compact and spaced, ordered and unordered, nested and repeated members is
+    /// written as serde's reading writes it.
+    #[test]
+    fn canonical_text_equals_the_serde_reading() {
+        for text in [
+            r#"{"sender":{"id":"1"},"recipient":{"id":"2"},"timestamp":3,"read":{"watermark":4}}"#,
+            r#"{"b":{"d":1,"c":[{"z":1,"y":2},{"a":3}]},"a":[]}"#,
+            r#"{"b":1,"a":2,"b":3}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"b":{"y":1,"x":2},"a":{"q":{"s":1,"r":2}}}"#,
+            r#"{"b":{"x":1}, "a":2}"#,
+            r#"{ "b":1,"a":{"d":1,"c":2}}"#,
+            r#"{"c":{},"b":[],"a":{"":1,"":2}}"#,
+            r#"[{"b":1,"a":2},{"b":[true,false,null],"a":-0.5}]"#,
+            r#"{"b":"x","a":"y","c":{"e":"é","d":"🤨"}}"#,
+            r#"{"b":1,"a":{"y":2,"x":3},"c":4,"a":{"z":5}}"#,
+            "{\"b\":1,\n\"a\":2}",
+            r#"{"a":[1,2,{"c":3,"b":4}],"b":0}"#,
+            r#"{"b":{"a":1},"a":{"b":{"d":[],"c":{}}}}"#,
+        ] {
+            assert_eq!(
+                hashed_json("k:", &["p"], text),
+                hashed_json_serde("k:", &["p"], text),
+                "{text}"
+            );
+        }
+    }
+
     /// Issue 13, defect 8: integers beyond 64 bits were folded to floats in the canonical form,
     /// so different values shared a key.
     #[test]

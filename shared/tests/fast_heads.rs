@@ -116,7 +116,10 @@ fn value() -> impl Strategy<Value = String> {
                     format!("{{{}}}", members.join(","))
                 }
             ),
-            prop::collection::vec(inner, 0..4).prop_map(|items| format!("[{}]", items.join(", "))),
+            // Compact too: the canonical key copies compact input a span at a time.
+            (prop::collection::vec(inner, 0..4), prop::bool::ANY).prop_map(
+                |(items, spaced)| format!("[{}]", items.join(if spaced { ", " } else { "," }))
+            ),
         ]
     })
 }
