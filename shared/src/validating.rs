@@ -262,17 +262,34 @@ impl<'a> Reader<'a> {
     }
 
     /// `Option<i64>` as serde reads one: an integer in range, or `null`. (serde reads `-0` as
-    /// a float, which an `i64` refuses.)
+    /// a float, which an `i64` refuses.) Its digits are summed as they are read: finding the
+    /// number's end and then parsing its text took a twentieth of the Meta batch's reading.
     pub(crate) fn integer(&mut self) -> Read<Option<i64>> {
         if self.null()? {
             return Ok(None);
         }
-        let number = self.number()?;
-        let digits = number.strip_prefix('-').unwrap_or(number);
-        if digits.len() > 18 || digits.contains('.') || number == "-0" {
+        let bytes = self.bytes();
+        let negative = bytes.get(self.at) == Some(&b'-');
+        let first = self.at + usize::from(negative);
+        let (mut at, mut value) = (first, 0i64);
+        while let Some(&digit @ b'0'..=b'9') = bytes.get(at) {
+            // 18 digits always fit an `i64`; longer numbers are left to serde.
+            if at - first == 18 {
+                return Err(Unsure);
+            }
+            value = value * 10 + i64::from(digit - b'0');
+            at += 1;
+        }
+        let leading_zero = at - first > 1 && bytes.get(first) == Some(&b'0');
+        if at == first
+            || leading_zero
+            || (negative && value == 0)
+            || matches!(bytes.get(at), Some(b'.' | b'e' | b'E'))
+        {
             return Err(Unsure);
         }
-        number.parse().map(Some).map_err(|_| Unsure)
+        self.at = at;
+        Ok(Some(if negative { -value } else { value }))
     }
 
     /// `Option<Whole>` of the strict reading: an integer in range or a numeric string (read by
@@ -520,7 +537,27 @@ mod tests {
             read("999999999999999999"),
             Ok(Some(999_999_999_999_999_999))
         );
-        for unsure in ["-0", "1.0", "1e2", "9223372036854775807", "\"1\"", "true"] {
+        assert_eq!(read("0"), Ok(Some(0)));
+        assert_eq!(
+            read("-999999999999999999"),
+            Ok(Some(-999_999_999_999_999_999))
+        );
+        for unsure in [
+            "-0",
+            "1.0",
+            "1e2",
+            "1E2",
+            "9223372036854775807",
+            "1000000000000000000",
+            "\"1\"",
+            "true",
+            "-",
+            "01",
+            "-01",
+            "00",
+            "-0.0",
+            "- 1",
+        ] {
             assert_eq!(read(unsure), Err(Unsure), "{unsure}");
         }
     }
