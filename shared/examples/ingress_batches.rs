@@ -75,7 +75,7 @@ fn main() {
         batches.sort_by(f64::total_cmp);
         let at = |q: usize| batches[(batches.len() - 1) * q / 4];
         println!(
-            "{name}: least {:.1} us, first quartile {:.1} us, median {:.1} us a request ({} batches of {BATCH})",
+            "{name}: least {:.2} us, first quartile {:.2} us, median {:.2} us a request ({} batches of {BATCH})",
             at(0),
             at(1),
             at(2),
