@@ -13,22 +13,16 @@
 //! ```
 
 use shared::ingress::{OVERLAP_MIN_BYTES, SplitOptions, line_body, meta_body, overlapped};
-use shared::signature::{Secrets, sign_line, verify_line, verify_meta};
+use shared::signature::{sign_line, verify_line, verify_meta};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod peers;
+
 fn main() {
     shared::heap::keep_freed_memory();
-    let folder = std::path::PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/peers".into()),
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).expect("manifest"))
-            .expect("json");
-    let secret = manifest["secret"].as_str().expect("secret");
-    let secrets = Secrets::from_list(secret).expect("secrets");
+    let peers = peers::Peers::from_args();
+    let (folder, secret, secrets) = (&peers.folder, peers.secret.as_str(), &peers.secrets);
     let hundred: serde_json::Value = serde_json::from_slice(
         &std::fs::read(folder.join("line_100_events.json")).expect("the 100-event body"),
     )
@@ -47,7 +41,7 @@ fn main() {
         let times = alone(400, Duration::from_millis(2), || {
             overlapped(
                 body.len(),
-                || verify_line(&secrets, &body, Some(signature.as_bytes())),
+                || verify_line(secrets, &body, Some(signature.as_bytes())),
                 || {
                     let options = SplitOptions::for_body(&body, 1, 1 << 20);
                     let read = line_body(&body, &options, usize::MAX).expect("body");
@@ -60,26 +54,25 @@ fn main() {
         });
         report(&format!("LINE, {events} events"), body.len(), times);
     }
-    for body in manifest["bodies"].as_array().expect("bodies") {
-        if body["platform"] != "meta" {
+    for body in &peers.bodies {
+        if body.line {
             continue;
         }
-        let bytes = std::fs::read(folder.join(body["file"].as_str().expect("file"))).expect("body");
-        let signature = body["meta_signature"].as_str().expect("signature");
+        let (bytes, signature) = (&body.bytes, &body.signature);
         let times = alone(100, Duration::from_millis(5), || {
             overlapped(
                 bytes.len(),
-                || verify_meta(&secrets, &bytes, Some(signature.as_bytes())),
+                || verify_meta(secrets, bytes, Some(signature.as_bytes())),
                 || {
-                    let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
-                    meta_body(&bytes, &options).expect("envelope")
+                    let options = SplitOptions::for_body(bytes, 1, 1 << 20);
+                    meta_body(bytes, &options).expect("envelope")
                 },
             )
             .expect("verified")
             .1
             .expect("messages")
         });
-        report(body["name"].as_str().unwrap_or("meta"), bytes.len(), times);
+        report(&body.name, bytes.len(), times);
     }
 }
 

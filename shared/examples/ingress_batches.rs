@@ -8,42 +8,29 @@
 //! `cargo run --release -p shared --example ingress_batches -- target/peers`
 
 use shared::ingress::{SplitOptions, line_body, meta_body, overlapped};
-use shared::signature::{Secrets, verify_line, verify_meta};
+use shared::signature::{verify_line, verify_meta};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+mod peers;
 
 const BATCH: u32 = 20;
 
 fn main() {
     shared::heap::keep_freed_memory();
-    let folder = std::path::PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/peers".into()),
-    );
     let one_core = std::env::var_os("ONE_CORE").is_some();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).expect("manifest"))
-            .expect("json");
-    let secrets = Secrets::from_list(manifest["secret"].as_str().expect("secret")).expect("secret");
-    for body in manifest["bodies"].as_array().expect("bodies") {
-        let name = body["name"].as_str().expect("name");
-        let bytes = std::fs::read(folder.join(body["file"].as_str().expect("file"))).expect("body");
-        let line = body["platform"] == "line";
-        let signature = if line {
-            body["line_signature"].as_str()
-        } else {
-            body["meta_signature"].as_str()
-        }
-        .expect("signature")
-        .as_bytes();
+    let peers = peers::Peers::from_args();
+    let secrets = &peers.secrets;
+    for body in &peers.bodies {
+        let (name, bytes, line) = (&body.name, &body.bytes, body.line);
+        let signature = body.signature.as_bytes();
         let read = || {
-            let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
+            let options = SplitOptions::for_body(bytes, 1, 1 << 20);
             if line {
-                let body = line_body(&bytes, &options, usize::MAX).expect("envelope");
+                let body = line_body(bytes, &options, usize::MAX).expect("envelope");
                 body.messages.expect("all events").expect("messages")
             } else {
-                meta_body(&bytes, &options)
+                meta_body(bytes, &options)
                     .expect("envelope")
                     .expect("messages")
             }
@@ -54,9 +41,9 @@ fn main() {
             } else {
                 let verify = || {
                     if line {
-                        verify_line(&secrets, &bytes, Some(signature))
+                        verify_line(secrets, bytes, Some(signature))
                     } else {
-                        verify_meta(&secrets, &bytes, Some(signature))
+                        verify_meta(secrets, bytes, Some(signature))
                     }
                 };
                 let (_, split) = overlapped(bytes.len(), verify, read).expect("verified");

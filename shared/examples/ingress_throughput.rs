@@ -13,9 +13,11 @@ use hmac::{Hmac, Mac};
 use serde::de::IgnoredAny;
 use sha2::Sha256;
 use shared::ingress::{SplitOptions, line_body, meta_body, overlapped};
-use shared::signature::{Secrets, verify_line, verify_meta};
+use shared::signature::{verify_line, verify_meta};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+mod peers;
 
 /// Operations per second: a warm-up, then the best of `rounds` counts over `seconds` each (the
 /// peer harnesses count the same way), so that a busy moment on a shared machine falls on no
@@ -44,38 +46,34 @@ fn main() {
     let folder = std::path::PathBuf::from(args.get(1).map_or("target/peers", String::as_str));
     let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
     let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).expect("manifest"))
-            .expect("json");
-    let secret = manifest["secret"].as_str().expect("secret");
-    let secrets = Secrets::from_list(secret).expect("secrets");
-    for body in manifest["bodies"].as_array().expect("bodies") {
-        let name = body["name"].as_str().expect("name");
-        let bytes = std::fs::read(folder.join(body["file"].as_str().expect("file"))).expect("body");
+    let peers = peers::Peers::read(folder);
+    let (secret, secrets) = (&peers.secret, &peers.secrets);
+    for body in &peers.bodies {
+        let (name, bytes) = (&body.name, &body.bytes);
         let seconds_each = seconds / 2.0;
         let time =
             |operation: &mut dyn FnMut()| 1.0 / ops_per_second(seconds_each, rounds, operation);
         #[cfg_attr(not(feature = "bench-readers"), allow(unused_mut))]
         let mut hmac = vec![time(&mut || {
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-            mac.update(&bytes);
+            mac.update(bytes);
             black_box(mac.finalize());
         })];
         #[cfg_attr(not(feature = "bench-readers"), allow(unused_mut))]
         let mut validation = vec![time(&mut || {
-            black_box(serde_json::from_slice::<IgnoredAny>(&bytes).expect("json"));
+            black_box(serde_json::from_slice::<IgnoredAny>(bytes).expect("json"));
         })];
         #[cfg(feature = "bench-readers")]
         {
             let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
             hmac.push(time(&mut || {
-                black_box(aws_lc_rs::hmac::sign(&key, &bytes));
+                black_box(aws_lc_rs::hmac::sign(&key, bytes));
             }));
             validation.push(time(&mut || {
-                black_box(sonic_rs::from_slice::<IgnoredAny>(&bytes).expect("json"));
+                black_box(sonic_rs::from_slice::<IgnoredAny>(bytes).expect("json"));
             }));
             validation.push(time(&mut || {
-                black_box(sonic_rs::from_slice::<sonic_rs::Value>(&bytes).expect("json"));
+                black_box(sonic_rs::from_slice::<sonic_rs::Value>(bytes).expect("json"));
             }));
             validation.push(time(&mut || {
                 let mut copy = bytes.clone();
@@ -88,19 +86,16 @@ fn main() {
         }
         let fastest = |times: &[f64]| times.iter().copied().fold(f64::INFINITY, f64::min);
         let floor = 1.0 / (fastest(&hmac) + fastest(&validation));
-        let gateway = if body["platform"] == "line" {
-            let signature = body["line_signature"]
-                .as_str()
-                .expect("signature")
-                .as_bytes();
+        let signature = body.signature.as_bytes();
+        let gateway = if body.line {
             ops_per_second(seconds, rounds, || {
                 // As the ingress does: the messages written beside the verification.
                 let (_, split) = overlapped(
                     bytes.len(),
-                    || verify_line(&secrets, &bytes, Some(signature)),
+                    || verify_line(secrets, bytes, Some(signature)),
                     || {
-                        let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
-                        let body = line_body(&bytes, &options, usize::MAX).expect("envelope");
+                        let options = SplitOptions::for_body(bytes, 1, 1 << 20);
+                        let body = line_body(bytes, &options, usize::MAX).expect("envelope");
                         body.messages.expect("all events")
                     },
                 )
@@ -108,17 +103,13 @@ fn main() {
                 black_box(split.expect("messages"));
             })
         } else {
-            let signature = body["meta_signature"]
-                .as_str()
-                .expect("signature")
-                .as_bytes();
             ops_per_second(seconds, rounds, || {
                 let (_, split) = overlapped(
                     bytes.len(),
-                    || verify_meta(&secrets, &bytes, Some(signature)),
+                    || verify_meta(secrets, bytes, Some(signature)),
                     || {
-                        let options = SplitOptions::for_body(&bytes, 1, 1 << 20);
-                        meta_body(&bytes, &options).expect("envelope")
+                        let options = SplitOptions::for_body(bytes, 1, 1 << 20);
+                        meta_body(bytes, &options).expect("envelope")
                     },
                 )
                 .expect("verified");
